@@ -1,0 +1,3 @@
+from balrog_worker.cli import main
+
+raise SystemExit(main())

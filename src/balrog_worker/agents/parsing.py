@@ -1,0 +1,30 @@
+"""From a model's answer to an action candidate, tolerant of formatting noise."""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(r"^```[\w-]*\s*|\s*```$")
+_EDGE_NOISE = " \t\r\n\"'`*.,;:!?()[]{}<>"
+
+
+def normalise(text: str) -> str:
+    """Lower-case, fences, quotes, markup and edge punctuation removed, spaces collapsed."""
+    text = _FENCE.sub("", text.strip())
+    text = " ".join(text.split()).strip(_EDGE_NOISE)
+    return text.lower()
+
+
+def match_action(answer: str, valid_actions: list[str] | tuple[str, ...]) -> str:
+    """The valid action ``answer`` names, else the normalised answer (an invalid candidate).
+
+    The whole answer is tried, then its first non-empty line, so "go forward\\n(because...)"
+    still counts. Matching is exact after normalisation: no fuzzy guessing on the model's
+    behalf. Single letters and digits survive normalisation (NetHack menus need them).
+    """
+    by_normal = {normalise(action): action for action in valid_actions}
+    whole = normalise(answer)
+    if whole in by_normal:
+        return by_normal[whole]
+    first_line = next((line for line in answer.splitlines() if line.strip()), "")
+    return by_normal.get(normalise(first_line), whole)

@@ -1,0 +1,1 @@
+"""From JSONL records to BALROG's statistics, tables and figures."""

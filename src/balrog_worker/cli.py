@@ -1,0 +1,191 @@
+"""`balrog-worker`: list environments, validate a grid, run a cell, aggregate results."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from balrog_worker import __version__
+
+log = logging.getLogger("balrog_worker")
+
+EXIT_BAD_INPUT = 2
+EXIT_EPISODES_FAILED = 3
+DEFAULT_PARAMS = "params.yaml"
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
+    )
+    from balrog_worker.clients.weights import WeightsError
+    from balrog_worker.config import ConfigError
+    from balrog_worker.store import StoreError
+
+    try:
+        return args.handler(args)
+    except (UsageError, ConfigError, StoreError, WeightsError) as error:
+        print(f"balrog-worker: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("balrog-worker: interrupted; finished episodes are kept", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="balrog-worker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    envs_cmd = sub.add_parser("envs", help="print every available env/task id, one a line")
+    envs_cmd.set_defaults(handler=cmd_envs)
+
+    validate = sub.add_parser("validate", help="check a params file and count its grid cells")
+    validate.add_argument("params", nargs="?", default=DEFAULT_PARAMS)
+    validate.add_argument("--cells", action="store_true", help="also print each cell's slug")
+    validate.set_defaults(handler=cmd_validate)
+
+    run = sub.add_parser("run", help="run the episodes of one cell into --out")
+    run.add_argument("--out", required=True, type=Path, help="results directory of the cell")
+    run.add_argument("--params", type=Path,
+                     help=f"params file defining models and agents (default: ./{DEFAULT_PARAMS} "
+                          "if present)")
+    run.add_argument("--env", required=True, help="env family, or env/task")
+    run.add_argument("--task", help="task id (see `balrog-worker envs`)")
+    run.add_argument("--model", required=True,
+                     help="a name under models: in the params file, or the built-in 'random'")
+    run.add_argument("--agent", default="naive", help="agent name or type (default: naive)")
+    run.add_argument("--episodes", type=_positive, help="episodes (default: params, else 1)")
+    run.add_argument("--max-steps", type=_positive,
+                     help="step cap per episode (default: params, else the game's own)")
+    run.add_argument("--seed", type=_non_negative, help="base seed (default: params, else 0)")
+    run.add_argument("--parallel", type=_positive, help="episodes played concurrently")
+    run.add_argument("--coordination-level", type=int, choices=(1, 2, 3),
+                     help="multi-agent envs only")
+    run.add_argument("--observation-mode", choices=("egocentric", "visible_teammates"),
+                     help="multi-agent envs only")
+    run.add_argument("--emit-jsonl", action="store_true",
+                     help="also stream every record to stdout as one JSON line")
+    run.set_defaults(handler=cmd_run)
+
+    aggregate = sub.add_parser("aggregate", help="leaderboard tables and metrics from results")
+    aggregate.add_argument("results", type=Path, help="directory holding cell directories")
+    aggregate.add_argument("--out", type=Path, default=Path("reports"))
+    aggregate.set_defaults(handler=cmd_aggregate)
+
+    figures = sub.add_parser("figures", help="draw the figures from aggregated tables")
+    figures.add_argument("tables", type=Path, nargs="?", default=Path("reports/tables"))
+    figures.add_argument("--out", type=Path, default=Path("reports/figures"))
+    figures.set_defaults(handler=cmd_figures)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def cmd_envs(args) -> int:
+    from balrog_worker.envs import env_ids
+
+    print("\n".join(env_ids()))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from balrog_worker.config import load_params
+
+    params = load_params(args.params)
+    cells = params.cells()
+    if args.cells:
+        print("\n".join(cell.slug for cell in cells))
+    print(f"{args.params}: valid, {len(cells)} cells", file=sys.stderr)
+    return 0
+
+
+def _params_for_run(path: Path | None):
+    from balrog_worker.config import load_params, params_from_dict
+
+    if path is None and Path(DEFAULT_PARAMS).is_file():
+        path = Path(DEFAULT_PARAMS)
+    if path is not None:
+        return load_params(path)
+    # No params file: the built-in baselines and default agents only.
+    return params_from_dict(
+        {"models": {"random": {"backend": "random"}}, "agents": {"naive": {}},
+         "envs": {"babyai": {"tasks": ["goto"]}},
+         "grid": {"models": ["random"], "agents": ["naive"], "envs": ["babyai"]}},
+        source="built-in defaults",
+    )
+
+
+def cmd_run(args) -> int:
+    from balrog_worker import envs
+    from balrog_worker.cells import Cell
+    from balrog_worker.evaluator import run_cell
+    from balrog_worker.telemetry import RecordStream
+
+    env, _, task = args.env.partition("/")
+    task = task or args.task
+    if not task:
+        raise UsageError("--task is required (or pass --env as env/task)")
+    try:
+        envs.check_env_task(env, task)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.coordination_level is not None or args.observation_mode is not None:
+        raise UsageError(f"--coordination-level and --observation-mode apply to multi-agent "
+                         f"envs only, not {env!r}")
+    params = _params_for_run(args.params)
+    cell = Cell(model=args.model, agent=args.agent, env=env, task=task)
+    config = params.cell_config(cell, episodes=args.episodes, max_steps=args.max_steps,
+                                seed=args.seed, parallel_episodes=args.parallel)
+    stream = RecordStream.take_stdout() if args.emit_jsonl else None
+    report = run_cell(config, args.out, stream=stream)
+    aggregate = report.summary["aggregate"]
+    log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
+             config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,
+             aggregate.get("progression_se") or 0.0)
+    if report.failed:
+        print(f"balrog-worker: {report.failed} of {report.ran} episodes failed (see "
+              f"{args.out / 'episodes.jsonl'}); rerun the same command to retry them",
+              file=sys.stderr)
+        return EXIT_EPISODES_FAILED
+    return 0
+
+
+def cmd_aggregate(args) -> int:
+    from balrog_worker.analysis.leaderboard import write_leaderboard
+
+    if not args.results.is_dir():
+        raise UsageError(f"results directory not found: {args.results}")
+    write_leaderboard(args.results, args.out)
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from balrog_worker.analysis.figures import draw_figures
+
+    if not args.tables.is_dir():
+        raise UsageError(f"tables directory not found: {args.tables} (run aggregate first)")
+    draw_figures(args.tables, args.out)
+    return 0

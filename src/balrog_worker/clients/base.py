@@ -1,0 +1,44 @@
+"""The one interface every model backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call. ``seed`` is derived from (episode seed, step, agent), so a sampling
+    backend or a baseline answers the same request the same way on every rerun."""
+
+    messages: tuple[Message, ...]
+    valid_actions: tuple[str, ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+
+
+class Client(ABC):
+    """A model backend. Implementations must be safe to call from several threads."""
+
+    # Calls this client can usefully serve at once (None: no limit of its own). The
+    # evaluator plays no more episodes concurrently than this.
+    max_concurrency: int | None = None
+
+    @abstractmethod
+    def complete(self, request: Request) -> Completion: ...
+
+    def close(self) -> None:  # noqa: B027 - stateless clients hold nothing
+        pass

@@ -1,0 +1,257 @@
+"""Typed configuration: params.yaml (the grid) and the resolved config of one cell.
+
+Input is checked in two passes before any work starts: the JSON schema (shape, types,
+ranges, unknown keys) and then cross-references (grid names defined, env/task ids
+available, slugs unique). Either failure raises ConfigError with one line that names the
+offending field.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from balrog_worker import envs
+from balrog_worker.cells import Cell, slugify
+
+
+class ConfigError(ValueError):
+    """Bad user input; the message is one line naming what is wrong."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    temperature: float = 1.0
+    max_tokens: int = 1024
+    top_p: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    backend: str
+    model: str | None = None
+    n_ctx: int = 8192
+    threads: int | None = None
+    generation: Generation = field(default_factory=Generation)
+
+    def public(self) -> dict:
+        """The spec as recorded in summaries: everything but secrets (none held here)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    type: str
+    max_text_history: int = 16
+    invalid_feedback: bool = True
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str
+    tasks: tuple[str, ...]
+    episodes: int = 1
+    max_steps: int | None = None
+
+
+BUILTIN_MODELS = {"random": ModelSpec(name="random", backend="random")}
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """Everything one cell's run needs; what summary.json records."""
+
+    cell: Cell
+    model: ModelSpec
+    agent: AgentSpec
+    episodes: int
+    max_steps: int | None
+    seed: int = 0
+    parallel_episodes: int = 4
+
+    @property
+    def run_id(self) -> str:
+        return self.cell.slug
+
+    def public(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "cell": self.cell.keys(),
+            "model": self.model.public(),
+            "agent": asdict(self.agent),
+            "episodes": self.episodes,
+            "max_steps": self.max_steps,
+            "seed": self.seed,
+            "parallel_episodes": self.parallel_episodes,
+        }
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    parallel_episodes: int
+    results_dir: str
+    reports_dir: str
+    models: dict[str, ModelSpec]
+    agents: dict[str, AgentSpec]
+    envs: dict[str, EnvSpec]
+    grid_models: tuple[str, ...]
+    grid_agents: tuple[str, ...]
+    grid_envs: tuple[str, ...]
+
+    def cells(self) -> list[Cell]:
+        """The grid: models x agents x (env, task), in a stable order."""
+        return [
+            Cell(model=m, agent=a, env=e, task=t)
+            for m in self.grid_models
+            for a in self.grid_agents
+            for e in self.grid_envs
+            for t in self.envs[e].tasks
+        ]
+
+    def model(self, name: str) -> ModelSpec:
+        if name in self.models:
+            return self.models[name]
+        if name in BUILTIN_MODELS:
+            return BUILTIN_MODELS[name]
+        known = sorted({*self.models, *BUILTIN_MODELS})
+        raise ConfigError(f"unknown model {name!r}; defined: {', '.join(known)}")
+
+    def agent(self, name: str) -> AgentSpec:
+        if name in self.agents:
+            return self.agents[name]
+        return _agent_spec(name, {}, field_path=f"agent {name!r}")
+
+    def cell_config(self, cell: Cell, **overrides) -> CellConfig:
+        """The resolved config of ``cell``; ``overrides`` (episodes, max_steps, seed,
+        parallel_episodes) win over params when not None."""
+        env = self.envs.get(cell.env)
+        config = CellConfig(
+            cell=cell,
+            model=self.model(cell.model),
+            agent=self.agent(cell.agent),
+            episodes=env.episodes if env else 1,
+            max_steps=env.max_steps if env else None,
+            seed=self.seed,
+            parallel_episodes=self.parallel_episodes,
+        )
+        return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@functools.cache
+def params_schema() -> dict:
+    text = importlib.resources.files("balrog_worker.schemas").joinpath("params.schema.yaml")
+    return yaml.safe_load(text.read_text())
+
+
+def load_params(path: str | Path) -> Params:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file not found: {path}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    return params_from_dict(data, source=str(path))
+
+
+def params_from_dict(data: object, source: str = "params") -> Params:
+    """Validate ``data`` (parsed params.yaml) and build Params, or raise ConfigError."""
+    check_schema(data, params_schema(), source)
+    models = {name: _model_spec(name, spec) for name, spec in data["models"].items()}
+    agents = {
+        name: _agent_spec(name, spec, field_path=f"agents.{name}")
+        for name, spec in data["agents"].items()
+    }
+    env_specs = {name: _env_spec(name, spec, source) for name, spec in data["envs"].items()}
+    grid = data["grid"]
+    for axis, defined in (("models", models), ("agents", agents), ("envs", env_specs)):
+        for name in grid[axis]:
+            if name not in defined and not (axis == "models" and name in BUILTIN_MODELS):
+                raise ConfigError(
+                    f"{source}: grid.{axis}: {name!r} is not defined under {axis}: "
+                    f"(defined: {', '.join(defined)})"
+                )
+    paths = data.get("paths", {})
+    params = Params(
+        seed=data.get("seed", 0),
+        parallel_episodes=data.get("evaluation", {}).get("parallel_episodes", 4),
+        results_dir=paths.get("results", "results/runs"),
+        reports_dir=paths.get("reports", "reports"),
+        models=models,
+        agents=agents,
+        envs=env_specs,
+        grid_models=tuple(grid["models"]),
+        grid_agents=tuple(grid["agents"]),
+        grid_envs=tuple(grid["envs"]),
+    )
+    _check_unique_slugs(params, source)
+    return params
+
+
+def check_schema(data: object, schema: dict, source: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    where = ".".join(str(part) for part in error.absolute_path) or "top level"
+    raise ConfigError(f"{source}: {where}: {_plain_message(error)}")
+
+
+def _plain_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {})) or "none"
+        return f"unknown key {', '.join(map(repr, unknown))} (allowed: {allowed})"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    return error.message.splitlines()[0]
+
+
+def _model_spec(name: str, spec: dict) -> ModelSpec:
+    generation = Generation(**spec.get("generation", {}))
+    fields = {k: v for k, v in spec.items() if k != "generation"}
+    return ModelSpec(name=name, generation=generation, **fields)
+
+
+def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:
+    from balrog_worker.agents import AGENTS  # the registry depends on config's types
+
+    agent_type = spec.get("type", name)
+    if agent_type not in AGENTS:
+        raise ConfigError(
+            f"{field_path}: unknown agent type {agent_type!r}; available: {', '.join(AGENTS)}"
+        )
+    return AgentSpec(name=name, **{"type": agent_type, **spec})
+
+
+def _env_spec(name: str, spec: dict, source: str) -> EnvSpec:
+    for task in spec["tasks"]:
+        try:
+            envs.check_env_task(name, task)
+        except ValueError as error:
+            raise ConfigError(f"{source}: envs.{name}: {error}") from None
+    return EnvSpec(name=name, tasks=tuple(spec["tasks"]),
+                   **{k: v for k, v in spec.items() if k != "tasks"})
+
+
+def _check_unique_slugs(params: Params, source: str) -> None:
+    for axis in ("models", "agents"):
+        seen: dict[str, str] = {}
+        for name in getattr(params, f"grid_{axis}"):
+            slug = slugify(name)
+            if slug in seen:
+                raise ConfigError(
+                    f"{source}: grid.{axis}: {seen[slug]!r} and {name!r} map to the same "
+                    f"directory name {slug!r}; rename one"
+                )
+            seen[slug] = name

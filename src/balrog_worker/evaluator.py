@@ -1,0 +1,223 @@
+"""Run one cell: its episodes, concurrently, into a resumable results directory.
+
+Each episode's environment seed derives from (base seed, env, task, episode index), and
+each model call's seed from (episode seed, step, player), so a rerun replays the same
+trajectories. Episodes are threads: a cell spends its time waiting on model calls, and
+threads keep many of them in flight without a process per episode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from balrog_worker import envs
+from balrog_worker.agents import AGENTS
+from balrog_worker.analysis.stats import cell_aggregate
+from balrog_worker.clients import Client, make_client
+from balrog_worker.config import CellConfig
+from balrog_worker.provenance import git_revision, package_versions
+from balrog_worker.seeding import derive_seed, episode_seed
+from balrog_worker.store import CellStore, StoreError
+from balrog_worker.telemetry import RecordStream
+
+log = logging.getLogger(__name__)
+
+PLAYER = "agent_0"  # single-agent games have one player
+
+
+class Interrupted(Exception):
+    """The run is stopping; the episode in progress is abandoned, not recorded."""
+
+
+@dataclass(frozen=True)
+class CellReport:
+    ran: int
+    failed: int
+    skipped: int
+    summary: dict
+
+
+def invalid_action_note(default_action: str) -> str:
+    return (
+        "Your previous answer was not a valid action, so the default action "
+        f"'{default_action}' was played instead."
+    )
+
+
+class CellRun:
+    def __init__(self, config: CellConfig, client: Client, stream: RecordStream | None,
+                 stop: threading.Event):
+        self.config = config
+        self.client = client
+        self.stream = stream
+        self.stop = stop
+        self.keys = {"run_id": config.run_id, **config.cell.keys()}
+
+    def play(self, index: int) -> tuple[list[dict], dict]:
+        """One episode: its step records and its episode record (failed ones included)."""
+        cell = self.config.cell
+        seed = episode_seed(self.config.seed, cell.env, cell.task, index)
+        started = time.perf_counter()
+        steps: list[dict] = []
+        game = envs.make(cell.env, cell.task)
+        try:
+            episode = self._play(game, index, seed, steps)
+        except Interrupted:
+            raise
+        except Exception as error:  # recorded, never fatal to the cell
+            log.exception("%s episode %d failed", self.config.run_id, index)
+            episode = {"failed": True, "error": f"{type(error).__name__}: {error}",
+                       "end_reason": "error", "num_steps": len(steps)}
+            steps = []
+        finally:
+            game.close()
+        episode = {**self.keys, "episode_index": index, "seed": seed, **episode,
+                   "duration_s": round(time.perf_counter() - started, 4)}
+        return steps, episode
+
+    def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
+        config = self.config
+        observation = game.reset(seed)
+        agent = AGENTS[config.agent.type](
+            config.agent, self.client, game.instructions(), tuple(game.actions)
+        )
+        note = ""
+        totals = {"episode_return": 0.0, "invalid_actions": 0, "llm_calls": 0,
+                  "input_tokens": 0, "output_tokens": 0}
+        terminated = truncated = False
+        step = 0
+        while not (terminated or truncated) and step != config.max_steps:
+            if self.stop.is_set():
+                raise Interrupted
+            decision = agent.act(observation, derive_seed(seed, step, PLAYER), note)
+            valid = game.is_valid(decision.candidate)
+            action = decision.candidate if valid else game.default_action
+            agent.record(action)
+            outcome = game.step(action)
+            usage = decision.completion
+            totals["episode_return"] += outcome.reward
+            totals["invalid_actions"] += not valid
+            totals["llm_calls"] += 1
+            totals["input_tokens"] += usage.input_tokens
+            totals["output_tokens"] += usage.output_tokens
+            record = {
+                **self.keys, "episode_index": index, "step": step, "agent_id": PLAYER,
+                "observation": _shown(observation, note), "completion": usage.text,
+                "reasoning": decision.reasoning, "candidate": decision.candidate,
+                "action": action, "valid": valid, "reward": outcome.reward,
+                "terminated": outcome.terminated, "truncated": outcome.truncated,
+                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "latency_s": round(usage.latency_s, 6),
+            }
+            steps.append(record)
+            if self.stream:
+                self.stream.emit("step", record)
+            note = "" if valid or not config.agent.invalid_feedback else (
+                invalid_action_note(game.default_action))
+            observation = outcome.observation
+            terminated, truncated = outcome.terminated, outcome.truncated
+            step += 1
+        progression = game.progression()
+        return {
+            "num_steps": step, **totals, "progression": progression,
+            "success": progression >= 1.0, "cost_usd": 0.0,
+            "end_reason": _end_reason(terminated, truncated, progression),
+            "terminated": terminated, "truncated": truncated or not terminated,
+            "failed": False, "error": None, **game.episode_info(),
+        }
+
+
+def _shown(observation: envs.Observation, note: str) -> str:
+    return "\n".join(part for part in (note, observation.text, observation.context) if part)
+
+
+def _end_reason(terminated: bool, truncated: bool, progression: float) -> str:
+    if terminated:
+        return "success" if progression >= 1.0 else "terminated"
+    return "truncated" if truncated else "max_steps"
+
+
+def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
+             stream: RecordStream | None = None) -> CellReport:
+    """Run the episodes of ``config`` missing from ``out_dir`` and write its summary."""
+    with CellStore(out_dir) as store:
+        done = store.completed()
+        _check_same_cell(config, done, out_dir)
+        todo = [i for i in range(config.episodes) if i not in done]
+        skipped = config.episodes - len(todo)
+        if skipped:
+            log.info("%s: %d of %d episodes already recorded", config.run_id, skipped,
+                     config.episodes)
+        failed = 0
+        if todo:
+            owned = client is None
+            client = client or make_client(config.model)
+            try:
+                failed = _run_episodes(config, client, stream, store, todo, done)
+            finally:
+                if owned:
+                    client.close()
+        episodes = [done[i] for i in sorted(done) if i < config.episodes]
+        summary = {
+            **config.public(),
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "aggregate": {**cell_aggregate(episodes), "failed_episodes": failed},
+        }
+        store.write_summary(summary)
+    return CellReport(ran=len(todo), failed=failed, skipped=skipped, summary=summary)
+
+
+def _run_episodes(config, client, stream, store, todo, done) -> int:
+    stop = threading.Event()
+    runner = CellRun(config, client, stream, stop)
+    failed = 0
+    finished = len(done)
+    workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
+    with ThreadPoolExecutor(max_workers=workers,
+                            thread_name_prefix="episode") as pool:
+        pending = {pool.submit(runner.play, i) for i in todo}
+        try:
+            while pending:
+                completed, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in completed:
+                    steps, episode = future.result()
+                    store.commit(steps, episode)
+                    if stream:
+                        stream.emit("episode", episode)
+                    if episode["failed"]:
+                        failed += 1
+                    else:
+                        done[episode["episode_index"]] = episode
+                    finished += 1
+                    log.info(
+                        "%s [%d/%d] episode %d: %s, progression %.2f, %d steps, %.1fs",
+                        config.run_id, finished, config.episodes, episode["episode_index"],
+                        episode["end_reason"], episode.get("progression", 0.0),
+                        episode["num_steps"], episode["duration_s"],
+                    )
+        except BaseException:
+            stop.set()  # episodes in flight stop at their next step and are not recorded
+            for future in pending:
+                future.cancel()
+            raise
+    return failed
+
+
+def _check_same_cell(config: CellConfig, done: dict[int, dict], out_dir) -> None:
+    for index, record in done.items():
+        if record.get("run_id") != config.run_id:
+            raise StoreError(
+                f"{out_dir} holds records of cell {record.get('run_id')!r}, not "
+                f"{config.run_id!r}; choose another --out"
+            )
+        expected = episode_seed(config.seed, config.cell.env, config.cell.task, index)
+        if record.get("seed") != expected:
+            raise StoreError(
+                f"{out_dir}: episode {index} was recorded with seed {record.get('seed')}, but "
+                f"base seed {config.seed} gives {expected}; use the same --seed or another --out"
+            )

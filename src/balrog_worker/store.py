@@ -1,0 +1,131 @@
+"""The results directory of one cell: crash-safe JSONL, resumable episode by episode.
+
+Layout: ``episodes.jsonl`` (one record per finished episode), ``steps.jsonl`` (one per
+step) and ``summary.json``. An episode is committed by its episode line, written (and
+fsynced) after all of its step lines. So after a crash at any moment:
+
+- a torn or unparseable last line is dropped, and that episode is redone;
+- step lines without a committed episode line are dropped (the episode is redone);
+- failed episodes (``failed: true``) are dropped so a rerun retries them;
+- nothing committed is rewritten, redone or duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EPISODES = "episodes.jsonl"
+STEPS = "steps.jsonl"
+SUMMARY = "summary.json"
+LOCK = ".lock"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def read_jsonl(path: Path) -> tuple[list[dict], int]:
+    """The intact records of a JSONL file and how many lines were torn or corrupt."""
+    if not path.exists():
+        return [], 0
+    records, bad = [], 0
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file ended with a newline, as every complete record does
+    elif lines:
+        lines.pop()  # no newline after the last line: the write was cut short
+        bad += 1
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def _dumps(record: dict) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+class CellStore:
+    """Exclusive writer of one cell directory (a lock file keeps a second run out)."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self._write_lock = threading.Lock()
+        self._lock_file = None
+
+    def __enter__(self) -> CellStore:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.dir / LOCK, "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreError(f"another run is writing to {self.dir}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock_file:
+            self._lock_file.close()
+
+    def completed(self) -> dict[int, dict]:
+        """Recover from any interruption and return the committed episodes by index."""
+        episodes, torn = read_jsonl(self.dir / EPISODES)
+        kept: dict[int, dict] = {}
+        dropped = torn
+        for record in episodes:
+            index = record.get("episode_index")
+            if not isinstance(index, int) or record.get("failed") or index in kept:
+                dropped += 1
+                continue
+            kept[index] = record
+        steps, torn_steps = read_jsonl(self.dir / STEPS)
+        kept_steps = [s for s in steps if s.get("episode_index") in kept]
+        orphans = len(steps) - len(kept_steps) + torn_steps
+        if dropped or orphans:
+            log.warning(
+                "%s: dropped %d unfinished, failed or torn episode records and %d step "
+                "records; those episodes will be run again", self.dir, dropped, orphans,
+            )
+            self._rewrite(EPISODES, kept.values())
+            self._rewrite(STEPS, kept_steps)
+        return kept
+
+    def _rewrite(self, name: str, records) -> None:
+        target = self.dir / name
+        partial = target.with_suffix(".rewrite")
+        with open(partial, "wb") as out:
+            out.writelines(_dumps(r) for r in records)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+
+    def commit(self, steps: list[dict], episode: dict) -> None:
+        """Append one episode: its steps, then the episode line that commits them."""
+        with self._write_lock:
+            payloads = ((STEPS, b"".join(map(_dumps, steps))), (EPISODES, _dumps(episode)))
+            for name, payload in payloads:
+                with open(self.dir / name, "ab") as out:
+                    out.write(payload)
+                    out.flush()
+                    os.fsync(out.fileno())
+
+    def write_summary(self, summary: dict) -> None:
+        target = self.dir / SUMMARY
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        os.replace(partial, target)

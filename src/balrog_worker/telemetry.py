@@ -1,0 +1,31 @@
+"""The live record stream for MOSAIC: every record as one JSON line on stdout.
+
+When streaming, the process's stdout belongs to records alone: anything else a library
+prints to ``sys.stdout`` is sent to stderr instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import TextIO
+
+
+class RecordStream:
+    def __init__(self, out: TextIO):
+        self._out = out
+        self._lock = threading.Lock()
+
+    @classmethod
+    def take_stdout(cls) -> RecordStream:
+        """Claim the real stdout for records and point ``sys.stdout`` at stderr."""
+        stream = cls(sys.stdout)
+        sys.stdout = sys.stderr
+        return stream
+
+    def emit(self, kind: str, record: dict) -> None:
+        line = json.dumps({"type": kind, **record}, ensure_ascii=False)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
