@@ -60,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", type=Path,
                      help=f"params file defining models and agents (default: ./{DEFAULT_PARAMS} "
                           "if present)")
-    run.add_argument("--env", required=True, help="env family, or env/task")
+    run.add_argument("--config", type=Path,
+                     help="a resolved cell config (JSON, as in summary.json) instead of the "
+                          "flags below")
+    run.add_argument("--env", help="env family, or env/task")
     run.add_argument("--task", help="task id (see `balrog-worker envs`)")
-    run.add_argument("--model", required=True,
+    run.add_argument("--model",
                      help="a name under models: in the params file, or the built-in 'random'")
     run.add_argument("--agent", default="naive", help="agent name or type (default: naive)")
     run.add_argument("--episodes", type=_positive, help="episodes (default: params, else 1)")
@@ -139,11 +142,52 @@ def _params_for_run(path: Path | None):
 
 
 def cmd_run(args) -> int:
-    from balrog_worker import envs
-    from balrog_worker.cells import Cell
     from balrog_worker.evaluator import run_cell
     from balrog_worker.telemetry import RecordStream
 
+    config = _config_from_file(args) if args.config else _config_from_flags(args)
+    stream = RecordStream.take_stdout() if args.emit_jsonl else None
+    report = run_cell(config, args.out, stream=stream)
+    aggregate = report.summary["aggregate"]
+    log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
+             config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,
+             aggregate.get("progression_se") or 0.0)
+    if report.failed:
+        print(f"balrog-worker: {report.failed} of {report.ran} episodes failed (see "
+              f"{args.out / 'episodes.jsonl'}); rerun the same command to retry them",
+              file=sys.stderr)
+        return EXIT_EPISODES_FAILED
+    return 0
+
+
+def _config_from_file(args):
+    import json
+
+    from balrog_worker.config import cell_config_from_dict
+
+    given = [flag for flag in ("env", "task", "model", "params") if getattr(args, flag)]
+    if given:
+        raise UsageError(f"--config replaces --{', --'.join(given)}; give one or the other")
+    try:
+        data = json.loads(args.config.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {args.config}") from None
+    except ValueError as error:
+        raise UsageError(f"{args.config}: not valid JSON ({error})") from None
+    config = cell_config_from_dict(data, source=str(args.config))
+    overrides = {"episodes": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
+                 "parallel_episodes": args.parallel}
+    from dataclasses import replace
+
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _config_from_flags(args):
+    from balrog_worker import envs
+    from balrog_worker.cells import Cell
+
+    if not args.env or not args.model:
+        raise UsageError("give --env and --model (or --config FILE)")
     env, _, task = args.env.partition("/")
     task = task or args.task
     if not task:
@@ -157,20 +201,8 @@ def cmd_run(args) -> int:
                          f"envs only, not {env!r}")
     params = _params_for_run(args.params)
     cell = Cell(model=args.model, agent=args.agent, env=env, task=task)
-    config = params.cell_config(cell, episodes=args.episodes, max_steps=args.max_steps,
-                                seed=args.seed, parallel_episodes=args.parallel)
-    stream = RecordStream.take_stdout() if args.emit_jsonl else None
-    report = run_cell(config, args.out, stream=stream)
-    aggregate = report.summary["aggregate"]
-    log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
-             config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,
-             aggregate.get("progression_se") or 0.0)
-    if report.failed:
-        print(f"balrog-worker: {report.failed} of {report.ran} episodes failed (see "
-              f"{args.out / 'episodes.jsonl'}); rerun the same command to retry them",
-              file=sys.stderr)
-        return EXIT_EPISODES_FAILED
-    return 0
+    return params.cell_config(cell, episodes=args.episodes, max_steps=args.max_steps,
+                              seed=args.seed, parallel_episodes=args.parallel)
 
 
 def cmd_aggregate(args) -> int:

@@ -81,6 +81,8 @@ class CellConfig:
         return self.cell.slug
 
     def public(self) -> dict:
+        """The resolved config as JSON data (no secrets): ``cell_config_from_dict`` reads
+        it back, so a cell can be rerun from its own record."""
         return {
             "run_id": self.run_id,
             "cell": self.cell.keys(),
@@ -91,6 +93,12 @@ class CellConfig:
             "seed": self.seed,
             "parallel_episodes": self.parallel_episodes,
         }
+
+    def trajectory_keys(self) -> dict:
+        """The settings that decide what an episode plays; records made under other
+        settings must not be mixed with these (episode count and concurrency may vary)."""
+        public = self.public()
+        return {k: public[k] for k in ("run_id", "cell", "model", "agent", "max_steps", "seed")}
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,71 @@ def params_from_dict(data: object, source: str = "params") -> Params:
     )
     _check_unique_slugs(params, source)
     return params
+
+
+def cell_config_from_dict(data: object, source: str = "cell config") -> CellConfig:
+    """Read a resolved cell config (``CellConfig.public()``), or raise ConfigError."""
+    check_schema(data, CELL_SCHEMA, source)
+    defs = params_schema()["$defs"]
+    parts = {}
+    for key in ("model", "agent"):
+        part = _without_nulls(data[key])
+        name = part.pop("name")
+        check_schema(part, {"$defs": defs, "$ref": f"#/$defs/{key}"}, f"{source}: {key}")
+        parts[key] = (name, part)
+    cell = Cell(**data["cell"])
+    try:
+        envs.check_env_task(cell.env, cell.task)
+    except ValueError as error:
+        raise ConfigError(f"{source}: cell: {error}") from None
+    config = CellConfig(
+        cell=cell,
+        model=_model_spec(*parts["model"]),
+        agent=_agent_spec(*parts["agent"], field_path=f"{source}: agent"),
+        episodes=data["episodes"],
+        max_steps=data.get("max_steps"),
+        seed=data.get("seed", 0),
+        parallel_episodes=data.get("parallel_episodes", 4),
+    )
+    if "run_id" in data and data["run_id"] != config.run_id:
+        raise ConfigError(f"{source}: run_id {data['run_id']!r} does not match its cell "
+                          f"({config.run_id!r})")
+    return config
+
+
+def _without_nulls(mapping: dict) -> dict:
+    return {k: (_without_nulls(v) if isinstance(v, dict) else v)
+            for k, v in mapping.items() if v is not None}
+
+
+_NAMED = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+CELL_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["cell", "model", "agent", "episodes"],
+    "properties": {
+        "run_id": {"type": "string"},
+        "cell": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["model", "agent", "env", "task"],
+            "properties": {
+                "model": {"type": "string", "minLength": 1},
+                "agent": {"type": "string", "minLength": 1},
+                "env": {"type": "string"},
+                "task": {"type": "string"},
+                "coordination_level": {"enum": [None, 1, 2, 3]},
+                "observation_mode": {"enum": [None, "egocentric", "visible_teammates"]},
+            },
+        },
+        "model": _NAMED,
+        "agent": _NAMED,
+        "episodes": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "max_steps": {"type": ["integer", "null"], "minimum": 1},
+        "seed": {"type": "integer", "minimum": 0},
+        "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": 1024},
+    },
+}
 
 
 def check_schema(data: object, schema: dict, source: str) -> None:

@@ -145,6 +145,7 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
              stream: RecordStream | None = None) -> CellReport:
     """Run the episodes of ``config`` missing from ``out_dir`` and write its summary."""
     with CellStore(out_dir) as store:
+        store.claim(config.trajectory_keys())
         done = store.completed()
         _check_same_cell(config, done, out_dir)
         todo = [i for i in range(config.episodes) if i not in done]

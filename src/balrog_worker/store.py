@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EPISODES = "episodes.jsonl"
 STEPS = "steps.jsonl"
 SUMMARY = "summary.json"
+CONFIG = "config.json"
 LOCK = ".lock"
 
 
@@ -56,6 +57,14 @@ def read_jsonl(path: Path) -> tuple[list[dict], int]:
     return records, bad
 
 
+def _diff(old: object, new: object, path: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in old.keys() | new.keys()
+                for d in _diff(old.get(k), new.get(k), f"{path}.{k}" if path else k)]
+    return [] if old == new else [path]
+
+
 def _dumps(record: dict) -> bytes:
     return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
@@ -81,6 +90,23 @@ class CellStore:
     def __exit__(self, *exc) -> None:
         if self._lock_file:
             self._lock_file.close()
+
+    def claim(self, settings: dict) -> None:
+        """Bind the directory to ``settings`` (what decides the trajectories), or refuse
+        if it already holds records made under other settings."""
+        path = self.dir / CONFIG
+        if path.exists():
+            previous = json.loads(path.read_text())
+            changed = sorted(_diff(previous, settings))
+            if changed:
+                raise StoreError(
+                    f"{self.dir} holds records made with other settings (changed: "
+                    f"{', '.join(changed)}); move them away or choose another --out"
+                )
+            return
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        os.replace(partial, path)
 
     def completed(self) -> dict[int, dict]:
         """Recover from any interruption and return the committed episodes by index."""

@@ -1,0 +1,21 @@
+# The experiment grid as a workflow: one evaluation job per cell, then the leaderboard
+# tables, metrics and figures under reports/. See README.md for how to run it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        rules.aggregate.output,
+        rules.figures.output,
+    default_target: True

@@ -1,0 +1,101 @@
+"""BALROG's leaderboard: progression per model x agent, per environment and overall."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from balrog_worker.analysis.load import load_episodes
+from balrog_worker.analysis.stats import overall, progression_stats
+
+log = logging.getLogger(__name__)
+
+GROUP = ["model", "agent"]
+
+
+def per_env(episodes: pl.DataFrame) -> pl.DataFrame:
+    """One row per model x agent x env: mean progression and SE (%), usage."""
+    return (
+        episodes.group_by([*GROUP, "env"], maintain_order=True)
+        .agg(
+            *progression_stats(),
+            (pl.col("invalid_actions").sum() / pl.col("num_steps").sum().clip(1) * 100)
+            .alias("invalid_action_pct"),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("cost_usd").sum(),
+        )
+        .sort([*GROUP, "env"])
+    )
+
+
+def per_task(episodes: pl.DataFrame) -> pl.DataFrame:
+    return (
+        episodes.group_by([*GROUP, "env", "task"])
+        .agg(*progression_stats(),
+             (pl.col("success").cast(pl.Float64).mean() * 100).alias("success_pct"),
+             pl.col("num_steps").mean().alias("mean_steps"))
+        .sort([*GROUP, "env", "task"])
+    )
+
+
+def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Wide table: overall and per-env progression with SE, sorted best first."""
+    envs = per_env(episodes)
+    totals = overall(envs, GROUP).join(
+        envs.group_by(GROUP).agg(
+            pl.col("episodes").sum(),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("cost_usd").sum(),
+        ),
+        on=GROUP,
+    )
+    wide = envs.pivot(on="env", index=GROUP, values=["progression", "progression_se"])
+    return totals.join(wide, on=GROUP).sort("progression", descending=True)
+
+
+def _markdown(table: pl.DataFrame, env_names: list[str]) -> str:
+    head = ["model", "agent", "overall", *env_names, "episodes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.iter_rows(named=True):
+        cells = [row["model"], row["agent"],
+                 f"{row['progression']:.1f} ± {row['progression_se']:.1f}"]
+        for env in env_names:
+            mean, se = row.get(f"progression_{env}"), row.get(f"progression_se_{env}")
+            cells.append("–" if mean is None else f"{mean:.1f} ± {se:.1f}")
+        cells.append(str(row["episodes"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(results: str | Path, out: str | Path) -> dict:
+    """Write tables/leaderboard.{csv,md}, tables/per_env.csv, tables/per_task.csv and
+    metrics.json under ``out``; return the metrics."""
+    out = Path(out)
+    tables = out / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    episodes = load_episodes(results)
+    envs = per_env(episodes)
+    board = leaderboard(episodes)
+    env_names = sorted(envs["env"].unique().to_list())
+    board.write_csv(tables / "leaderboard.csv")
+    (tables / "leaderboard.md").write_text(_markdown(board, env_names))
+    envs.write_csv(tables / "per_env.csv")
+    per_task(episodes).write_csv(tables / "per_task.csv")
+    metrics = {"leaderboard": {}}
+    for row in board.iter_rows(named=True):
+        entry = {"overall": round(row["progression"], 3),
+                 "overall_se": round(row["progression_se"], 3)}
+        for env in env_names:
+            if row.get(f"progression_{env}") is not None:
+                entry[env] = round(row[f"progression_{env}"], 3)
+                entry[f"{env}_se"] = round(row[f"progression_se_{env}"], 3)
+        metrics["leaderboard"].setdefault(row["model"], {})[row["agent"]] = entry
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("aggregated %d episodes of %d model x agent rows into %s",
+             episodes.height, board.height, out)
+    return metrics

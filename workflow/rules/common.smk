@@ -1,0 +1,44 @@
+# Grid expansion and validation, shared by every rule. The grid comes from the
+# balrog_worker package itself, so the workflow and `balrog-worker validate` agree.
+import json
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from balrog_worker.config import ConfigError, params_from_dict
+
+# params_from_dict checks the config against workflow/schemas/params.schema.yaml (the
+# package's own copy of it) and then its cross-references, failing with one line that
+# names the bad field, before any job is scheduled.
+try:
+    PARAMS = params_from_dict(config, source="params")
+except ConfigError as error:
+    raise WorkflowError(f"invalid params: {error}") from None
+
+RESULTS = PARAMS.results_dir
+REPORTS = PARAMS.reports_dir
+PYTHON = sys.executable
+CELLS = {cell.slug: cell for cell in PARAMS.cells()}
+
+
+localrules:
+    cell_config,
+
+
+wildcard_constraints:
+    cell="[A-Za-z0-9._-]+",
+
+
+def cell_config(wildcards):
+    """The resolved config of one cell, as JSON: a change reruns that cell only."""
+    return json.dumps(PARAMS.cell_config(CELLS[wildcards.cell]).public(), sort_keys=True)
+
+
+def cell_threads(wildcards):
+    """A local model computes on the job's own cores; API and baseline jobs wait on I/O."""
+    model = PARAMS.model(CELLS[wildcards.cell].model)
+    return model.threads or 1 if model.backend == "local" else 1
+
+
+def cell_summaries(wildcards):
+    return [f"{RESULTS}/{slug}/summary.json" for slug in CELLS]

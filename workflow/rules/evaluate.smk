@@ -1,0 +1,33 @@
+# One job per grid cell. Only summary.json is declared as output: it is written last, and
+# a failed job must not make Snakemake delete the episodes already recorded beside it
+# (the worker resumes from them on the next run).
+
+
+rule cell_config:
+    output:
+        f"{RESULTS}/{{cell}}/cell.json",
+    params:
+        config=cell_config,
+    log:
+        "logs/cell_config/{cell}.log",
+    run:
+        with open(output[0], "w") as out:
+            out.write(params.config + "\n")
+
+
+rule evaluate:
+    input:
+        rules.cell_config.output,
+    output:
+        f"{RESULTS}/{{cell}}/summary.json",
+    log:
+        "logs/evaluate/{cell}.log",
+    threads: cell_threads
+    shell:
+        "{PYTHON:q} -m balrog_worker run --config {input:q} --out {RESULTS}/{wildcards.cell}"
+        " > {log:q} 2>&1"
+
+
+rule evaluate_all:
+    input:
+        cell_summaries,
