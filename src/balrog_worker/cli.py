@@ -210,7 +210,10 @@ def cmd_aggregate(args) -> int:
 
     if not args.results.is_dir():
         raise UsageError(f"results directory not found: {args.results}")
-    write_leaderboard(args.results, args.out)
+    try:
+        write_leaderboard(args.results, args.out)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 

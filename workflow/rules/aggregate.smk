@@ -7,7 +7,14 @@ rule aggregate:
         leaderboard_md=f"{REPORTS}/tables/leaderboard.md",
         per_env=f"{REPORTS}/tables/per_env.csv",
         per_task=f"{REPORTS}/tables/per_task.csv",
+    params:
+        python=PYTHON,
+        results=RESULTS,
+        reports=subpath(output.metrics, parent=True),
     log:
         "logs/aggregate.log",
+    conda:
+        "../envs/balrog-worker.yaml"
     shell:
-        "{PYTHON:q} -m balrog_worker aggregate {RESULTS} --out {REPORTS} > {log:q} 2>&1"
+        "{params.python:q} -m balrog_worker aggregate {params.results:q}"
+        " --out {params.reports:q} > {log:q} 2>&1"

@@ -34,6 +34,10 @@ def cell_config(wildcards):
     return json.dumps(PARAMS.cell_config(CELLS[wildcards.cell]).public(), sort_keys=True)
 
 
+def cell_dir(wildcards):
+    return f"{RESULTS}/{wildcards.cell}"
+
+
 def cell_threads(wildcards):
     """A local model computes on the job's own cores; API and baseline jobs wait on I/O."""
     model = PARAMS.model(CELLS[wildcards.cell].model)

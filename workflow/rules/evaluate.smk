@@ -12,7 +12,7 @@ rule cell_config:
         "logs/cell_config/{cell}.log",
     run:
         with open(output[0], "w") as out:
-            out.write(params.config + "\n")
+            print(params.config, file=out)
 
 
 rule evaluate:
@@ -20,11 +20,16 @@ rule evaluate:
         rules.cell_config.output,
     output:
         f"{RESULTS}/{{cell}}/summary.json",
+    params:
+        python=PYTHON,
+        out_dir=cell_dir,
     log:
         "logs/evaluate/{cell}.log",
     threads: cell_threads
+    conda:
+        "../envs/balrog-worker.yaml"
     shell:
-        "{PYTHON:q} -m balrog_worker run --config {input:q} --out {RESULTS}/{wildcards.cell}"
+        "{params.python:q} -m balrog_worker run --config {input:q} --out {params.out_dir:q}"
         " > {log:q} 2>&1"
 
 

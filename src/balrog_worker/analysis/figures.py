@@ -8,9 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed on a cluster node
 
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import polars as pl
+import seaborn as sns
 
 PALETTE = "colorblind"
 

@@ -38,7 +38,8 @@ def _read_records(path: Path) -> pl.DataFrame | None:
 
 def load_episodes(results: str | Path) -> pl.DataFrame:
     """All completed (not failed) episode records found below ``results``."""
-    frames = [f for p in sorted(Path(results).rglob(EPISODES)) if (f := _read_records(p)) is not None]
+    paths = sorted(Path(results).rglob(EPISODES))
+    frames = [frame for path in paths if (frame := _read_records(path)) is not None]
     if not frames:
         raise FileNotFoundError(f"no {EPISODES} with records under {results}")
     episodes = pl.concat(frames, how="diagonal_relaxed")

@@ -1,0 +1,38 @@
+# Everything a fresh machine (Debian 12, Python 3.11, gcc) needs, in two commands:
+#   make run    create .venv, install everything, run the default pipeline -> reports/
+#   make test   install the test tools and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test repro lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<82"
+
+# llama-cpp-python compiles llama.cpp from source: 4 to 12 minutes on 2 cores, once.
+$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[local,pipeline]"
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	snakemake --cores all
+
+repro: $(VENV)/.run-deps
+	dvc repro
+
+test: $(VENV)/.test-deps
+	pytest
+
+lint: $(VENV)/.test-deps
+	ruff check src tests bench
+	snakemake --lint
+
+clean:
+	rm -rf results logs reports/tables reports/figures reports/metrics.json .snakemake

@@ -1,0 +1,134 @@
+"""Bad params and cell configs fail before any work with one line naming the field."""
+
+import copy
+
+import pytest
+import yaml
+
+from balrog_worker.cells import Cell, slugify
+from balrog_worker.config import (
+    ConfigError,
+    cell_config_from_dict,
+    load_params,
+    params_from_dict,
+)
+
+GOOD = {
+    "models": {"random": {"backend": "random"},
+               "meta-llama/Llama-3.1-8B": {"backend": "local", "model": "/m/llama.gguf"}},
+    "agents": {"naive": {"max_text_history": 4}},
+    "envs": {"babyai": {"tasks": ["goto", "open"], "episodes": 3, "max_steps": 10}},
+    "grid": {"models": ["random", "meta-llama/Llama-3.1-8B"], "agents": ["naive"],
+             "envs": ["babyai"]},
+}
+
+
+def broken(path: str, value):
+    """GOOD with the dotted ``path`` set to ``value`` (``...`` deletes it)."""
+    data = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def test_the_grid_crosses_models_agents_and_tasks():
+    params = params_from_dict(GOOD)
+    cells = params.cells()
+    assert len(cells) == 2 * 1 * 2
+    assert Cell("meta-llama/Llama-3.1-8B", "naive", "babyai", "open") in cells
+    config = params.cell_config(cells[0])
+    assert (config.episodes, config.max_steps, config.agent.max_text_history) == (3, 10, 4)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("models.random.backnd", "x", "models.random: unknown key 'backnd'"),
+        ("models.random.backend", "gpt", "models.random.backend: 'gpt' is not one of"),
+        ("envs.babyai.episodes", -1, "envs.babyai.episodes: -1 is less than the minimum"),
+        ("envs.babyai.episodes", "many", "envs.babyai.episodes: 'many' is not of type"),
+        ("envs.babyai.max_steps", 10**9, "envs.babyai.max_steps"),
+        ("envs.babyai.tasks", ["goto", "fly"], "envs.babyai: unknown task 'fly'"),
+        ("envs.nethacc", {"tasks": ["x"]}, "envs.nethacc: unknown env 'nethacc'"),
+        ("grid.models", ["gpt-5"], "grid.models: 'gpt-5' is not defined under models"),
+        ("grid", ..., "'grid' is required"),
+        ("agents.naive.type", "clever", "agents.naive.type: 'clever' is not one of"),
+        ("seed", 1.5, "seed: 1.5 is not of type 'integer'"),
+    ],
+)
+def test_bad_params_name_the_field_in_one_line(path, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        params_from_dict(broken(path, value), source="params.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+    assert expected in message, message
+
+
+def test_models_whose_names_collide_as_directories_are_refused():
+    data = copy.deepcopy(GOOD)
+    data["models"]["meta-llama:Llama-3.1-8B"] = {"backend": "random"}
+    data["grid"]["models"] = ["meta-llama/Llama-3.1-8B", "meta-llama:Llama-3.1-8B"]
+    with pytest.raises(ConfigError, match=r"same directory name 'meta-llama-Llama-3\.1-8B'"):
+        params_from_dict(data)
+
+
+def test_slugs_are_filesystem_safe_and_readable():
+    assert slugify("meta-llama/Llama-3.1-8B") == "meta-llama-Llama-3.1-8B"
+    assert slugify("../../etc passwd") == "etc-passwd"
+    assert slugify("qwen2.5:0.5b__x") == "qwen2.5-0.5b-x"
+    slug = Cell("meta-llama/Llama-3.1-8B", "naive", "babyai", "goto").slug
+    assert slug == "meta-llama-Llama-3.1-8B__naive__babyai__goto"
+    assert "/" not in slug
+    with pytest.raises(ValueError):
+        slugify("///")
+
+
+def test_load_params_reports_yaml_errors_and_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unclosed\n")
+    with pytest.raises(ConfigError, match="line 2 is not valid YAML"):
+        load_params(bad)
+
+
+def test_the_default_params_file_is_valid(repo):
+    params = load_params(repo / "params.yaml")
+    assert {c.env for c in params.cells()} == {"babyai"}
+    assert {c.task for c in params.cells()} == {
+        "goto", "pickup", "open", "putnext", "pick_up_seq_go_to"}
+
+
+def test_workflow_schema_is_the_package_schema(repo):
+    from balrog_worker.config import params_schema
+
+    workflow_copy = yaml.safe_load((repo / "workflow/schemas/params.schema.yaml").read_text())
+    assert workflow_copy == params_schema()
+
+
+def test_agent_types_in_schema_match_the_registry():
+    from balrog_worker.agents import AGENTS
+    from balrog_worker.config import params_schema
+
+    assert params_schema()["$defs"]["agent"]["properties"]["type"]["enum"] == list(AGENTS)
+
+
+def test_cell_config_round_trips_and_rejects_bad_fields():
+    params = params_from_dict(GOOD)
+    config = params.cell_config(params.cells()[-1])
+    assert cell_config_from_dict(config.public()) == config
+    data = config.public()
+    data["model"]["temprature"] = 0.5
+    with pytest.raises(ConfigError, match="model: top level: unknown key 'temprature'"):
+        cell_config_from_dict(data)
+    data = config.public()
+    data["cell"]["task"] = "fly"
+    with pytest.raises(ConfigError, match="unknown task 'fly'"):
+        cell_config_from_dict(data)

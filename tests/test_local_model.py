@@ -1,0 +1,72 @@
+"""The embedded model: real weights from the package index, real llama.cpp, real episodes."""
+
+import hashlib
+
+import pytest
+
+from balrog_worker.cells import Cell
+from balrog_worker.clients import make_client
+from balrog_worker.clients.weights import CATALOG, DEFAULT_MODEL, WeightsError, resolve_gguf
+from balrog_worker.config import AgentSpec, CellConfig, Generation, ModelSpec
+from balrog_worker.evaluator import run_cell
+from balrog_worker.store import read_jsonl
+
+pytestmark = pytest.mark.slow
+
+QWEN = ModelSpec("qwen-0.5b", "local", model=DEFAULT_MODEL, n_ctx=4096, threads=2,
+                 generation=Generation(temperature=0.7, max_tokens=8))
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    client = make_client(QWEN)
+    yield client
+    client.close()
+
+
+def test_joined_weights_match_the_published_size_and_hash():
+    path = resolve_gguf(DEFAULT_MODEL)
+    model = CATALOG[DEFAULT_MODEL]
+    assert path.stat().st_size == model.size == 491_400_064
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    assert digest.hexdigest() == model.sha256
+    assert resolve_gguf(DEFAULT_MODEL) == path  # joined once, then reused
+
+
+def test_unknown_models_and_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(WeightsError, match="GGUF file not found"):
+        resolve_gguf(str(tmp_path / "mine.gguf"))
+    with pytest.raises(WeightsError, match="unknown local model 'llama-9000'"):
+        resolve_gguf("llama-9000")
+
+
+def test_a_user_gguf_path_is_used_as_is(tmp_path):
+    own = tmp_path / "own.gguf"
+    own.symlink_to(resolve_gguf(DEFAULT_MODEL))
+    assert resolve_gguf(str(own)) == own
+
+
+def test_a_real_episode_with_the_local_model(qwen, tmp_path):
+    config = CellConfig(cell=Cell("qwen-0.5b", "naive", "babyai", "goto"), model=QWEN,
+                        agent=AgentSpec("naive", "naive"), episodes=1, max_steps=4)
+    report = run_cell(config, tmp_path / "a", client=qwen)
+    assert (report.ran, report.failed) == (1, 0)
+    steps, _ = read_jsonl(tmp_path / "a" / "steps.jsonl")
+    episodes, _ = read_jsonl(tmp_path / "a" / "episodes.jsonl")
+    assert len(steps) == 4 == episodes[0]["llm_calls"]
+    assert all(s["completion"].strip() for s in steps)
+    assert all(0 < s["output_tokens"] <= 8 for s in steps)
+    # The prompt grows with the history: every step sees more tokens than the last.
+    inputs = [s["input_tokens"] for s in steps]
+    assert inputs == sorted(inputs) and inputs[0] > 100 and len(set(inputs)) == 4
+    assert episodes[0]["input_tokens"] == sum(inputs)
+    for step in steps:
+        assert step["action"] == (step["candidate"] if step["valid"] else "go forward")
+
+    # Same config, fresh directory: seeded sampling replays the same answers.
+    run_cell(config, tmp_path / "b", client=qwen)
+    again, _ = read_jsonl(tmp_path / "b" / "steps.jsonl")
+    assert [s["completion"] for s in again] == [s["completion"] for s in steps]
