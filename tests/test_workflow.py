@@ -1,0 +1,116 @@
+"""The pipeline as users run it: Snakemake (dry and real) and DVC on a small grid."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from balrog_worker.config import load_params
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+SMALL = {
+    "seed": 3,
+    "paths": {"results": "results/runs", "reports": "reports"},  # dvc.yaml reads these
+    "models": {"random": {"backend": "random"}},
+    "agents": {"naive": {}},
+    "envs": {"babyai": {"tasks": ["goto", "pickup"], "episodes": 3, "max_steps": 12}},
+    "grid": {"models": ["random"], "agents": ["naive"], "envs": ["babyai"]},
+}
+
+
+def sh(*args, cwd, check=True):
+    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True,
+                            timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture
+def project(tmp_path, repo):
+    """A copy of the pipeline (not the results) in a fresh git repository."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in ("Snakefile", "dvc.yaml", ".dvc", ".dvcignore", ".gitignore"):
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    shutil.copytree(repo / "workflow", dest / "workflow", symlinks=True)
+    shutil.copytree(repo / "src", dest / "src", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "params.yaml").write_text(yaml.safe_dump(SMALL))
+    sh("git", "init", "-q", cwd=dest)
+    sh("git", "add", "-A", cwd=dest)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", cwd=dest)
+    return dest
+
+
+def test_dry_run_of_the_default_params_plans_one_job_per_cell(repo, tmp_path):
+    cells = load_params(repo / "params.yaml").cells()
+    result = sh("snakemake", "-n", "--quiet", "rules", "--directory", str(tmp_path),
+                "--snakefile", str(repo / "Snakefile"), "--configfile",
+                str(repo / "params.yaml"), cwd=repo)
+    counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts["evaluate"] == len(cells) == 10
+    assert counts["aggregate"] == counts["figures"] == 1
+
+
+def test_workflow_is_lint_clean(repo):
+    result = sh("snakemake", "--lint", cwd=repo)
+    assert "Congratulations, your workflow is in a good condition" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"envs": {"babyai": {"tasks": ["goto"], "episods": 3}}}, "unknown key 'episods'"),
+        ({"envs": {"babyia": {"tasks": ["goto"]}}}, "unknown env 'babyia'"),
+        ({"grid": {"models": ["gpt"], "agents": ["naive"], "envs": ["babyai"]}},
+         "'gpt' is not defined under models"),
+    ],
+)
+def test_bad_params_stop_the_workflow_before_any_job(project, change, expected):
+    (project / "params.yaml").write_text(yaml.safe_dump({**SMALL, **change}))
+    result = sh("snakemake", "--cores", "1", cwd=project, check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert not (project / "results").exists()
+
+
+def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project):
+    sh("snakemake", "--cores", "2", cwd=project)
+    runs = project / "results" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "random__naive__babyai__goto", "random__naive__babyai__pickup"]
+    board = (project / "reports" / "tables" / "leaderboard.csv").read_text()
+    assert board.startswith("model,agent,progression,progression_se")
+    assert (project / "reports" / "figures" / "leaderboard.png").stat().st_size > 10_000
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    episodes = [json.loads(line) for cell in runs.iterdir()
+                for line in (cell / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 6
+    mean = 100 * sum(e["progression"] for e in episodes) / 6
+    assert metrics["leaderboard"]["random"]["naive"]["babyai"] == pytest.approx(mean, abs=1e-3)
+
+    # Snakemake again: nothing to do.
+    again = sh("snakemake", "--cores", "2", cwd=project)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # DVC runs the same pipeline; the evaluation stage finds every cell done.
+    first = sh("dvc", "repro", cwd=project)
+    assert "Running stage 'evaluate'" in first.stdout
+    assert len([json.loads(line) for cell in runs.iterdir()
+                for line in (cell / "episodes.jsonl").read_text().splitlines()]) == 6
+    second = sh("dvc", "repro", cwd=project)
+    assert "Running stage" not in second.stdout
+    assert "up to date" in second.stdout
+    shown = sh("dvc", "metrics", "show", cwd=project)
+    assert "leaderboard.random.naive.babyai" in shown.stdout
