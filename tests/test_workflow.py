@@ -85,6 +85,7 @@ def test_bad_params_stop_the_workflow_before_any_job(project, change, expected):
     assert not (project / "results").exists()
 
 
+@pytest.mark.slow
 def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project):
     sh("snakemake", "--cores", "2", cwd=project)
     runs = project / "results" / "runs"
