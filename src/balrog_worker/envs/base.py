@@ -67,6 +67,10 @@ class Game(ABC):
     def is_valid(self, action: str) -> bool:
         return action in self.actions
 
+    def oracle_action(self) -> str:
+        """The next action of a scripted expert, for the ``scripted`` baseline."""
+        raise NotImplementedError(f"{self.family} has no scripted oracle")
+
     def episode_info(self) -> dict:
         """Game-specific fields added to the episode record (e.g. achievements)."""
         return {}
