@@ -167,7 +167,9 @@ def test_bad_cli_input_fails_in_one_line_before_writing(tmp_path):
         assert not out.exists()
 
 
-def test_envs_lists_every_babyai_task():
-    result = run_cli("envs")
-    assert result.stdout.split() == ["babyai/goto", "babyai/pickup", "babyai/open",
-                                     "babyai/putnext", "babyai/pick_up_seq_go_to"]
+def test_envs_lists_every_family_and_the_babyai_tasks():
+    ids = run_cli("envs").stdout.split()
+    assert ids[:5] == ["babyai/goto", "babyai/pickup", "babyai/open", "babyai/putnext",
+                       "babyai/pick_up_seq_go_to"]
+    assert {i.split("/")[0] for i in ids} >= {"babyai", "minihack", "nethack", "minigrid"}
+    assert len(ids) == len(set(ids))

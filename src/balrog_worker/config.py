@@ -61,7 +61,10 @@ class EnvSpec:
     max_steps: int | None = None
 
 
-BUILTIN_MODELS = {"random": ModelSpec(name="random", backend="random")}
+BUILTIN_MODELS = {
+    "random": ModelSpec(name="random", backend="random"),
+    "scripted": ModelSpec(name="scripted", backend="scripted"),
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ class CellConfig:
     max_steps: int | None
     seed: int = 0
     parallel_episodes: int = 4
+
+    def __post_init__(self):
+        if self.model.backend == "scripted" and not envs.FAMILIES[self.cell.env].oracle:
+            with_oracle = [name for name, family in envs.FAMILIES.items() if family.oracle]
+            raise ConfigError(
+                f"model {self.model.name!r}: env {self.cell.env!r} has no scripted oracle "
+                f"(the scripted baseline plays {', '.join(with_oracle)})"
+            )
 
     @property
     def run_id(self) -> str:
@@ -146,7 +157,7 @@ class Params:
             model=self.model(cell.model),
             agent=self.agent(cell.agent),
             episodes=env.episodes if env else 1,
-            max_steps=env.max_steps if env else None,
+            max_steps=(env and env.max_steps) or envs.FAMILIES[cell.env].max_steps,
             seed=self.seed,
             parallel_episodes=self.parallel_episodes,
         )
@@ -203,6 +214,11 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         grid_envs=tuple(grid["envs"]),
     )
     _check_unique_slugs(params, source)
+    for cell in params.cells():
+        try:
+            params.cell_config(cell)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: grid: {error}") from None
     return params
 
 

@@ -93,7 +93,8 @@ class CellRun:
         while not (terminated or truncated) and step != config.max_steps:
             if self.stop.is_set():
                 raise Interrupted
-            decision = agent.act(observation, derive_seed(seed, step, PLAYER), note)
+            decision = agent.act(observation, derive_seed(seed, step, PLAYER), note,
+                                 oracle=game.oracle_action)
             valid = game.is_valid(decision.candidate)
             action = decision.candidate if valid else game.default_action
             agent.record(action)

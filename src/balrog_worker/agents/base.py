@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from balrog_worker.agents.history import History
@@ -42,12 +43,13 @@ class Agent(ABC):
     def parse(self, completion: Completion) -> Decision:
         return Decision(completion, match_action(completion.text, self.valid_actions))
 
-    def act(self, observation: Observation, seed: int, note: str = "") -> Decision:
+    def act(self, observation: Observation, seed: int, note: str = "",
+            oracle: Callable[[], str] | None = None) -> Decision:
         """Ask the model for this step's action. ``note`` (e.g. invalid-action feedback)
         opens the observation and stays in the history with it."""
         messages = self.history.messages(self.system_prompt, observation, note,
                                          self.answer_reminder())
-        completion = self.client.complete(Request(messages, self.valid_actions, seed))
+        completion = self.client.complete(Request(messages, self.valid_actions, seed, oracle))
         decision = self.parse(completion)
         shown = f"{note}\n{observation.text}" if note else observation.text
         self._pending = shown

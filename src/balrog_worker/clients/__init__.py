@@ -5,7 +5,7 @@ from __future__ import annotations
 from balrog_worker.clients.base import Client, Completion, Message, Request
 from balrog_worker.config import ModelSpec
 
-BACKENDS = ("random", "local")
+BACKENDS = ("random", "scripted", "local")
 
 __all__ = ["BACKENDS", "Client", "Completion", "Message", "Request", "make_client"]
 
@@ -16,6 +16,10 @@ def make_client(spec: ModelSpec) -> Client:
         from balrog_worker.clients.baselines import RandomClient
 
         return RandomClient()
+    if spec.backend == "scripted":
+        from balrog_worker.clients.baselines import ScriptedClient
+
+        return ScriptedClient()
     if spec.backend == "local":
         from balrog_worker.clients.local import LlamaCppClient
         from balrog_worker.clients.weights import DEFAULT_MODEL

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class Request:
     messages: tuple[Message, ...]
     valid_actions: tuple[str, ...]
     seed: int
+    # The game's scripted expert, read only by the ``scripted`` baseline: it is not part
+    # of what a model sees.
+    oracle: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

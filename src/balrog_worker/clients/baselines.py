@@ -12,3 +12,13 @@ class RandomClient(Client):
 
     def complete(self, request: Request) -> Completion:
         return Completion(text=random.Random(request.seed).choice(request.valid_actions))
+
+
+class ScriptedClient(Client):
+    """The game's own expert (the BabyAI bot, a TextWorld walkthrough): the reference
+    ceiling of a table, and a check that the game and its scoring work end to end."""
+
+    def complete(self, request: Request) -> Completion:
+        if request.oracle is None:
+            raise RuntimeError("the scripted baseline needs a game with a scripted oracle")
+        return Completion(text=request.oracle())

@@ -1,54 +1,87 @@
 """Registry of game families and their tasks.
 
-Task lists are plain data so that listing and validating ids never imports a simulator;
-a family's module is imported only when one of its games is made.
+Task lists are plain data so that listing and validating ids imports no simulator; a
+family's module is imported only when one of its games is made. A task may be known but
+unavailable here (MiniHack's Boxoban without its level files): it is not listed, and
+asking for it says why.
 """
 
 from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from balrog_worker.envs.base import Game, Observation, StepOutcome
 
-__all__ = ["FAMILIES", "Game", "Observation", "StepOutcome", "check_env_task", "env_ids", "make"]
+__all__ = ["FAMILIES", "Family", "Game", "Observation", "StepOutcome", "check_env_task",
+           "env_ids", "make"]
+
+
+def _import(module_name: str):
+    with warnings.catch_warnings():
+        # pygame (pulled in by minigrid) and minihack warn about pkg_resources on import.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        return importlib.import_module(module_name)
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     tasks: tuple[str, ...]
-    factory: str  # "module:callable", called with the task id
+    factory: str  # "module:class", called with the task id
+    max_steps: int | None = None  # BALROG's step cap; None: the game's own limit
+    oracle: bool = False  # the scripted baseline can play it
+    unavailable: Callable[[str], str | None] = lambda task: None  # why a task can't run
 
-    def load(self):
+    def task_ids(self) -> tuple[str, ...]:
+        """The tasks that can run here."""
+        return tuple(task for task in self.tasks if self.unavailable(task) is None)
+
+    def load(self) -> type[Game]:
         module_name, attr = self.factory.split(":")
-        with warnings.catch_warnings():
-            # pygame (pulled in by minigrid) warns about pkg_resources on import.
-            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-            module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        return getattr(_import(module_name), attr)
+
+
+def _boxoban_missing(task: str) -> str | None:
+    if not task.startswith("boxoban"):
+        return None
+    return _import("balrog_worker.envs.minihack").boxoban_missing(task)
 
 
 FAMILIES: dict[str, Family] = {
-    "babyai": Family(
-        "babyai",
-        ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to"),
-        "balrog_worker.envs.babyai:BabyAIGame",
-    ),
+    family.name: family
+    for family in (
+        Family("babyai", ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to"),
+               "balrog_worker.envs.babyai:BabyAIGame", oracle=True),
+        Family("minihack", ("mazewalk_9x9", "mazewalk_15x15", "corridor_r3",
+                            "corridorbattle_dark", "quest_easy", "quest_medium", "river",
+                            "boxoban_medium", "boxoban_hard"),
+               "balrog_worker.envs.minihack:MiniHackGame", max_steps=100,
+               unavailable=_boxoban_missing),
+        Family("nethack", ("challenge",), "balrog_worker.envs.nethack:NetHackGame",
+               max_steps=100_000),
+        Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
+                            "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
+    )
 }
 
 
 def env_ids() -> list[str]:
     """Every available ``env/task`` id."""
-    return [f"{family.name}/{task}" for family in FAMILIES.values() for task in family.tasks]
+    return [f"{family.name}/{task}" for family in FAMILIES.values()
+            for task in family.task_ids()]
 
 
 def check_env_task(env: str, task: str) -> None:
     """Raise ValueError with a one-line message if ``env/task`` is not available."""
     if env not in FAMILIES:
         raise ValueError(f"unknown env {env!r}; available: {', '.join(FAMILIES)}")
-    tasks = FAMILIES[env].tasks
+    family = FAMILIES[env]
+    if task in family.tasks and (reason := family.unavailable(task)):
+        raise ValueError(reason)
+    tasks = family.task_ids()
     if task not in tasks:
         raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}")
 

@@ -10,7 +10,6 @@ minigrid's own: 64 steps per navigation (64, or 128 for two rooms or two goals).
 
 from __future__ import annotations
 
-import numpy as np
 from minigrid.envs.babyai.core.levelgen import LevelGen
 from minigrid.envs.babyai.core.verifier import (
     OBJ_TYPES_NOT_DOOR,
@@ -20,20 +19,9 @@ from minigrid.envs.babyai.core.verifier import (
     PickupInstr,
 )
 
-from balrog_worker.envs.base import Game, Observation, StepOutcome
-from balrog_worker.envs.grid_text import describe_view
+from balrog_worker.envs.gridworld import GridWorldGame
 
 TASKS = ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to")
-
-# Text action -> minigrid action index. minigrid's "done" (6) is not offered, as in BALROG.
-ACTIONS = {
-    "turn left": (0, "turn 90 degrees to your left, staying in the same cell"),
-    "turn right": (1, "turn 90 degrees to your right, staying in the same cell"),
-    "go forward": (2, "move one cell in the direction you face"),
-    "pick up": (3, "pick up the object directly in front of you (1 step forward)"),
-    "drop": (4, "put the object you carry in the empty cell in front of you"),
-    "toggle": (5, "open or close the door in front of you (a locked door needs its key)"),
-}
 
 
 class MixedLocalLevel(LevelGen):
@@ -67,54 +55,9 @@ class MixedLocalLevel(LevelGen):
         return BeforeInstr(pick_up, go_to) if self._rand_bool() else AfterInstr(go_to, pick_up)
 
 
-class BabyAIGame(Game):
+class BabyAIGame(GridWorldGame):
     family = "babyai"
-    default_action = "go forward"
+    world = "BabyAI, a grid world of rooms"
 
     def __init__(self, task: str):
-        self.task = task
-        self.env = MixedLocalLevel(task, render_mode="rgb_array")
-        self._success = False
-
-    @property
-    def actions(self) -> dict[str, str]:
-        return {name: description for name, (_, description) in ACTIONS.items()}
-
-    def instructions(self) -> str:
-        actions = "\n".join(f"- {name}: {text}" for name, text in self.actions.items())
-        return (
-            "You are an agent in BabyAI, a grid world of rooms seen from above. Each turn you "
-            "are told what you can see from where you stand: the cells ahead of you and to "
-            "your sides, described by how many steps to your left or right and how many "
-            "steps forward they are. You cannot see behind you or through walls and closed "
-            "doors. You can carry one object at a time.\n\n"
-            f"Your mission: {self.env.mission}.\n\n"
-            f"The actions you can take:\n{actions}\n\n"
-            "To go to an object, stand in the cell next to it, facing it. To pick it up, face "
-            "it from the next cell (1 step forward) and pick up."
-        )
-
-    def reset(self, seed: int) -> Observation:
-        self.env.reset(seed=seed)
-        self._success = False
-        return self._observe()
-
-    def step(self, action: str) -> StepOutcome:
-        _, reward, terminated, truncated, _ = self.env.step(ACTIONS[action][0])
-        self._success = self._success or reward > 0
-        return StepOutcome(self._observe(), float(reward), bool(terminated), bool(truncated))
-
-    def progression(self) -> float:
-        return 1.0 if self._success else 0.0
-
-    def frame(self) -> np.ndarray:
-        return self.env.render()
-
-    def episode_info(self) -> dict:
-        return {"mission": self.env.mission}
-
-    def _observe(self) -> Observation:
-        return Observation(f"Mission: {self.env.mission}\n{describe_view(self.env)}")
-
-    def close(self) -> None:
-        self.env.close()
+        super().__init__(task, MixedLocalLevel(task, render_mode="rgb_array"))

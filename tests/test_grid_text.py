@@ -1,4 +1,4 @@
-"""The BabyAI text observation against the true grid, over many random states."""
+"""BabyAI and MiniGrid text observations against the true grid, over many random states."""
 
 import random
 import re
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from balrog_worker.envs import make
-from balrog_worker.envs.babyai import ACTIONS, TASKS
+from balrog_worker.envs.babyai import TASKS
 from balrog_worker.envs.grid_text import object_name
+from balrog_worker.envs.gridworld import ACTIONS
 
 LINE = re.compile(
     r"^- an? (?P<name>.+?)(?: (?P<side>\d+) steps? (?P<dir>left|right))?"
@@ -141,3 +142,31 @@ def test_frame_is_an_rgb_image():
     game.reset(0)
     frame = game.frame()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+
+@pytest.mark.parametrize("task", ["empty", "doorkey", "lavagap", "multiroom", "keycorridor",
+                                  "fourrooms"])
+def test_minigrid_description_matches_true_grid(task):
+    game = make("minigrid", task)
+    rng = random.Random(task)
+    for episode in range(4):
+        observation = game.reset(seed=episode)
+        assert observation.text.startswith(f"Mission: {game.env.mission}\n")
+        for _ in range(20):
+            check_against_grid(game)
+            if game.step(rng.choice(list(ACTIONS))).terminated:
+                break
+
+
+def test_scripted_oracle_solves_babyai_through_the_harness(tmp_path):
+    from balrog_worker.cells import Cell
+    from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
+    from balrog_worker.evaluator import run_cell
+
+    for task in TASKS:
+        config = CellConfig(cell=Cell("scripted", "naive", "babyai", task),
+                            model=BUILTIN_MODELS["scripted"], agent=AgentSpec("naive", "naive"),
+                            episodes=10, max_steps=None)
+        report = run_cell(config, tmp_path / task)
+        assert report.summary["aggregate"]["progression"] >= 90.0, task
+        assert report.summary["aggregate"]["invalid_action_rate"] == 0.0
