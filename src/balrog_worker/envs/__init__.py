@@ -62,6 +62,8 @@ FAMILIES: dict[str, Family] = {
                unavailable=_boxoban_missing),
         Family("nethack", ("challenge",), "balrog_worker.envs.nethack:NetHackGame",
                max_steps=100_000),
+        Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
+               max_steps=2000),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
                             "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
     )
