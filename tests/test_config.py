@@ -132,3 +132,23 @@ def test_cell_config_round_trips_and_rejects_bad_fields():
     data["cell"]["task"] = "fly"
     with pytest.raises(ConfigError, match="unknown task 'fly'"):
         cell_config_from_dict(data)
+
+
+def test_a_grid_of_blocks_unites_their_cells_and_checks_each_block():
+    data = copy.deepcopy(GOOD)
+    data["grid"] = [GOOD["grid"], {"models": ["scripted", "random"], "agents": ["naive"],
+                                   "envs": ["babyai"]}]
+    cells = params_from_dict(data).cells()
+    assert len(cells) == 4 + 2  # the random cells of the second block are not repeated
+    assert Cell("scripted", "naive", "babyai", "goto") in cells
+    data["grid"][1]["agnts"] = data["grid"][1].pop("agents")
+    with pytest.raises(ConfigError, match=r"grid\.1: unknown key 'agnts'"):
+        params_from_dict(data)
+
+
+def test_the_scripted_baseline_is_refused_where_there_is_no_oracle():
+    data = copy.deepcopy(GOOD)
+    data["envs"]["minigrid"] = {"tasks": ["empty"]}
+    data["grid"] = {"models": ["scripted"], "agents": ["naive"], "envs": ["minigrid"]}
+    with pytest.raises(ConfigError, match="env 'minigrid' has no scripted oracle"):
+        params_from_dict(data)

@@ -113,6 +113,16 @@ class CellConfig:
 
 
 @dataclass(frozen=True)
+class GridBlock:
+    """One cross product of the grid (params may list several, e.g. a baseline that
+    only plays some environments)."""
+
+    models: tuple[str, ...]
+    agents: tuple[str, ...]
+    envs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     parallel_episodes: int
@@ -121,19 +131,19 @@ class Params:
     models: dict[str, ModelSpec]
     agents: dict[str, AgentSpec]
     envs: dict[str, EnvSpec]
-    grid_models: tuple[str, ...]
-    grid_agents: tuple[str, ...]
-    grid_envs: tuple[str, ...]
+    grid: tuple[GridBlock, ...]
 
     def cells(self) -> list[Cell]:
-        """The grid: models x agents x (env, task), in a stable order."""
-        return [
+        """The grid: for each block, models x agents x (env, task); stable order, no repeats."""
+        cells = (
             Cell(model=m, agent=a, env=e, task=t)
-            for m in self.grid_models
-            for a in self.grid_agents
-            for e in self.grid_envs
+            for block in self.grid
+            for m in block.models
+            for a in block.agents
+            for e in block.envs
             for t in self.envs[e].tasks
-        ]
+        )
+        return list(dict.fromkeys(cells))
 
     def model(self, name: str) -> ModelSpec:
         if name in self.models:
@@ -192,14 +202,16 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         for name, spec in data["agents"].items()
     }
     env_specs = {name: _env_spec(name, spec, source) for name, spec in data["envs"].items()}
-    grid = data["grid"]
-    for axis, defined in (("models", models), ("agents", agents), ("envs", env_specs)):
-        for name in grid[axis]:
-            if name not in defined and not (axis == "models" and name in BUILTIN_MODELS):
-                raise ConfigError(
-                    f"{source}: grid.{axis}: {name!r} is not defined under {axis}: "
-                    f"(defined: {', '.join(defined)})"
-                )
+    blocks = data["grid"] if isinstance(data["grid"], list) else [data["grid"]]
+    for number, block in enumerate(blocks):
+        where = f"grid.{number}" if isinstance(data["grid"], list) else "grid"
+        for axis, defined in (("models", models), ("agents", agents), ("envs", env_specs)):
+            for name in block[axis]:
+                if name not in defined and not (axis == "models" and name in BUILTIN_MODELS):
+                    raise ConfigError(
+                        f"{source}: {where}.{axis}: {name!r} is not defined under {axis}: "
+                        f"(defined: {', '.join(defined)})"
+                    )
     paths = data.get("paths", {})
     params = Params(
         seed=data.get("seed", 0),
@@ -209,9 +221,8 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         models=models,
         agents=agents,
         envs=env_specs,
-        grid_models=tuple(grid["models"]),
-        grid_agents=tuple(grid["agents"]),
-        grid_envs=tuple(grid["envs"]),
+        grid=tuple(GridBlock(tuple(b["models"]), tuple(b["agents"]), tuple(b["envs"]))
+                   for b in blocks),
     )
     _check_unique_slugs(params, source)
     for cell in params.cells():
@@ -292,6 +303,13 @@ def check_schema(data: object, schema: dict, source: str) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return
+    # "not valid under any of the given schemas" helps nobody: report the failure of the
+    # alternative that fits the value's type (e.g. the mapping form of the grid).
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        fitting = [e for e in error.context if e.validator != "type" or e.relative_path]
+        if not fitting:
+            break
+        error = jsonschema.exceptions.best_match(fitting)
     where = ".".join(str(part) for part in error.absolute_path) or "top level"
     raise ConfigError(f"{source}: {where}: {_plain_message(error)}")
 
@@ -336,7 +354,8 @@ def _env_spec(name: str, spec: dict, source: str) -> EnvSpec:
 def _check_unique_slugs(params: Params, source: str) -> None:
     for axis in ("models", "agents"):
         seen: dict[str, str] = {}
-        for name in getattr(params, f"grid_{axis}"):
+        names = dict.fromkeys(n for block in params.grid for n in getattr(block, axis))
+        for name in names:
             slug = slugify(name)
             if slug in seen:
                 raise ConfigError(
