@@ -99,11 +99,18 @@ def test_load_params_reports_yaml_errors_and_missing_files(tmp_path):
         load_params(bad)
 
 
-def test_the_default_params_file_is_valid(repo):
+def test_the_default_and_paper_params_cover_every_environment(repo):
+    from balrog_worker.envs import FAMILIES
+
     params = load_params(repo / "params.yaml")
-    assert {c.env for c in params.cells()} == {"babyai"}
-    assert {c.task for c in params.cells()} == {
-        "goto", "pickup", "open", "putnext", "pick_up_seq_go_to"}
+    assert {c.env for c in params.cells()} == set(FAMILIES)
+    babyai = {c.task for c in params.cells() if c.env == "babyai"}
+    assert babyai == {"goto", "pickup", "open", "putnext", "pick_up_seq_go_to"}
+    assert {c.model for c in params.cells()} == {"random", "scripted", "qwen2.5-coder-0.5b"}
+    paper = load_params(repo / "config/paper.yaml")
+    assert {env: (spec.episodes, spec.max_steps) for env, spec in paper.envs.items()} == {
+        "babyai": (10, None), "crafter": (10, 2000), "textworld": (10, 80),
+        "minihack": (5, 100), "nethack": (5, 100_000)}
 
 
 def test_workflow_schema_is_the_package_schema(repo):

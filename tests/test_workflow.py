@@ -59,7 +59,7 @@ def test_dry_run_of_the_default_params_plans_one_job_per_cell(repo, tmp_path):
                 str(repo / "params.yaml"), cwd=repo)
     counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts["evaluate"] == len(cells) == 10
+    assert counts["evaluate"] == len(cells) == 2 * (5 + 6 + 7 + 1 + 1 + 3) + (5 + 3)
     assert counts["aggregate"] == counts["figures"] == 1
 
 

@@ -82,9 +82,7 @@ class CellRun:
     def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
         config = self.config
         observation = game.reset(seed)
-        agent = AGENTS[config.agent.type](
-            config.agent, self.client, game.instructions(), tuple(game.actions)
-        )
+        agent = AGENTS[config.agent.type](config.agent, self.client, game.instructions())
         note = ""
         totals = {"episode_return": 0.0, "invalid_actions": 0, "llm_calls": 0,
                   "input_tokens": 0, "output_tokens": 0}
@@ -93,8 +91,8 @@ class CellRun:
         while not (terminated or truncated) and step != config.max_steps:
             if self.stop.is_set():
                 raise Interrupted
-            decision = agent.act(observation, derive_seed(seed, step, PLAYER), note,
-                                 oracle=game.oracle_action)
+            decision = agent.act(observation, tuple(game.actions),
+                                 derive_seed(seed, step, PLAYER), note, oracle=game.oracle_action)
             valid = game.is_valid(decision.candidate)
             action = decision.candidate if valid else game.default_action
             agent.record(action)

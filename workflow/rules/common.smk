@@ -15,6 +15,7 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 
+LOCAL_MODEL_THREADS = 4  # a local model's threads where params.yaml sets none
 RESULTS = PARAMS.results_dir
 REPORTS = PARAMS.reports_dir
 PYTHON = sys.executable
@@ -39,9 +40,12 @@ def cell_dir(wildcards):
 
 
 def cell_threads(wildcards):
-    """A local model computes on the job's own cores; API and baseline jobs wait on I/O."""
+    """A local model computes on the job's own cores (Snakemake lowers a request above
+    --cores to --cores); API and baseline jobs wait on I/O and need one."""
     model = PARAMS.model(CELLS[wildcards.cell].model)
-    return model.threads or 1 if model.backend == "local" else 1
+    if model.backend != "local":
+        return 1
+    return model.threads or LOCAL_MODEL_THREADS
 
 
 def cell_summaries(wildcards):

@@ -23,12 +23,10 @@ class Decision:
 class Agent(ABC):
     """One player's policy for one episode; holds that episode's history."""
 
-    def __init__(self, spec: AgentSpec, client: Client, instructions: str,
-                 valid_actions: tuple[str, ...]):
+    def __init__(self, spec: AgentSpec, client: Client, instructions: str):
         self.spec = spec
         self.client = client
         self.system_prompt = f"{instructions}\n\n{self.answer_rules()}"
-        self.valid_actions = valid_actions
         self.history = History(spec.max_text_history)
         self._pending = ""
 
@@ -40,17 +38,18 @@ class Agent(ABC):
     def answer_reminder(self) -> str:
         """A one-line reminder closing each step's prompt."""
 
-    def parse(self, completion: Completion) -> Decision:
-        return Decision(completion, match_action(completion.text, self.valid_actions))
+    def parse(self, completion: Completion, valid_actions: tuple[str, ...]) -> Decision:
+        return Decision(completion, match_action(completion.text, valid_actions))
 
-    def act(self, observation: Observation, seed: int, note: str = "",
-            oracle: Callable[[], str] | None = None) -> Decision:
-        """Ask the model for this step's action. ``note`` (e.g. invalid-action feedback)
-        opens the observation and stays in the history with it."""
+    def act(self, observation: Observation, valid_actions: tuple[str, ...], seed: int,
+            note: str = "", oracle: Callable[[], str] | None = None) -> Decision:
+        """Ask the model for this step's action among ``valid_actions`` (they may change
+        from step to step, as TextWorld's admissible commands do). ``note`` (e.g.
+        invalid-action feedback) opens the observation and stays in the history with it."""
         messages = self.history.messages(self.system_prompt, observation, note,
                                          self.answer_reminder())
-        completion = self.client.complete(Request(messages, self.valid_actions, seed, oracle))
-        decision = self.parse(completion)
+        completion = self.client.complete(Request(messages, valid_actions, seed, oracle))
+        decision = self.parse(completion, valid_actions)
         shown = f"{note}\n{observation.text}" if note else observation.text
         self._pending = shown
         return decision

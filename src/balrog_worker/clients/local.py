@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 from balrog_worker.clients.base import Client, Completion, Request
 from balrog_worker.clients.weights import resolve_gguf
 
+DEFAULT_THREADS = 4
 INSTALL_HINT = "the local backend needs llama.cpp: pip install 'balrog-worker[local]'"
 
 
@@ -26,6 +28,9 @@ class LlamaCppClient(Client):
         except ImportError as error:
             raise RuntimeError(INSTALL_HINT) from error
         self.path = resolve_gguf(model)
+        # More threads than free cores makes llama.cpp crawl (its threads spin-wait on
+        # each other), so the default stays modest; Snakemake reserves the same number.
+        threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
         self._llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
                           verbose=False)
         self._settings = {"temperature": temperature, "max_tokens": max_tokens}

@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE_ENV = "BALROG_WORKER_CACHE"
+from balrog_worker.cachedir import cache_root
+
 _CHUNK = 1 << 22
 
 
@@ -70,8 +71,7 @@ class WeightsError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "balrog-worker"
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 def resolve_gguf(model: str) -> Path:

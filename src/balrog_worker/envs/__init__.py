@@ -64,6 +64,8 @@ FAMILIES: dict[str, Family] = {
                max_steps=100_000),
         Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
                max_steps=2000),
+        Family("textworld", ("treasure_hunter", "the_cooking_game", "coin_collector"),
+               "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
                             "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
     )

@@ -1,0 +1,36 @@
+"""Every listed env/task runs through the harness, and the oracles score as they should."""
+
+import pytest
+
+from balrog_worker.cells import Cell
+from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
+from balrog_worker.envs import env_ids
+from balrog_worker.evaluator import run_cell
+from balrog_worker.store import read_jsonl
+
+NAIVE = AgentSpec("naive", "naive")
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_random_episode_of_every_listed_id(env_id, tmp_path):
+    env, task = env_id.split("/")
+    config = CellConfig(cell=Cell("random", "naive", env, task), model=BUILTIN_MODELS["random"],
+                        agent=NAIVE, episodes=1, max_steps=5)
+    report = run_cell(config, tmp_path)
+    assert (report.ran, report.failed) == (1, 0)
+    episode = read_jsonl(tmp_path / "episodes.jsonl")[0][0]
+    steps, _ = read_jsonl(tmp_path / "steps.jsonl")
+    assert 0.0 <= episode["progression"] <= 1.0
+    assert 1 <= len(steps) == episode["num_steps"] <= 5
+    assert all(len(step["observation"]) > 20 for step in steps)
+    assert all(step["valid"] for step in steps)  # random plays only valid actions
+
+
+@pytest.mark.parametrize("task", ["treasure_hunter", "the_cooking_game", "coin_collector"])
+def test_scripted_walkthrough_wins_textworld_through_the_harness(task, tmp_path):
+    config = CellConfig(cell=Cell("scripted", "naive", "textworld", task),
+                        model=BUILTIN_MODELS["scripted"], agent=NAIVE, episodes=1, max_steps=80)
+    report = run_cell(config, tmp_path)
+    assert report.summary["aggregate"]["progression"] == 100.0
+    episode = read_jsonl(tmp_path / "episodes.jsonl")[0][0]
+    assert episode["won"] and episode["invalid_actions"] == 0
