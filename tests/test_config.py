@@ -110,7 +110,10 @@ def test_the_default_and_paper_params_cover_every_environment(repo):
     paper = load_params(repo / "config/paper.yaml")
     assert {env: (spec.episodes, spec.max_steps) for env, spec in paper.envs.items()} == {
         "babyai": (10, None), "crafter": (10, 2000), "textworld": (10, 80),
-        "minihack": (5, 100), "nethack": (5, 100_000)}
+        "minihack": (5, 100), "nethack": (5, 100_000), "multigrid": (20, None)}
+    levels_modes = {(c.coordination_level, c.observation_mode) for c in params.cells()
+                    if c.env == "multigrid"}
+    assert len(levels_modes) == 6
 
 
 def test_workflow_schema_is_the_package_schema(repo):

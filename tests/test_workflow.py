@@ -59,7 +59,9 @@ def test_dry_run_of_the_default_params_plans_one_job_per_cell(repo, tmp_path):
                 str(repo / "params.yaml"), cwd=repo)
     counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts["evaluate"] == len(cells) == 2 * (5 + 6 + 7 + 1 + 1 + 3) + (5 + 3)
+    single = 2 * (5 + 6 + 7 + 1 + 1 + 3) + (5 + 3)
+    multi = (2 + 1) * 2 * 3 * 2  # (random, local, scripted) x games x levels x modes
+    assert counts["evaluate"] == len(cells) == single + multi
     assert counts["aggregate"] == counts["figures"] == 1
 
 

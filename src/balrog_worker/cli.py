@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative, help="base seed (default: params, else 0)")
     run.add_argument("--parallel", type=_positive, help="episodes played concurrently")
     run.add_argument("--coordination-level", type=int, choices=(1, 2, 3),
-                     help="multi-agent envs only")
+                     help="multi-agent envs only (default 1)")
     run.add_argument("--observation-mode", choices=("egocentric", "visible_teammates"),
-                     help="multi-agent envs only")
+                     help="multi-agent envs only (default egocentric)")
+    run.add_argument("--opponent", choices=("scripted", "random"),
+                     help="multi-agent envs only: who plays the other team (default scripted)")
     run.add_argument("--emit-jsonl", action="store_true",
                      help="also stream every record to stdout as one JSON line")
     run.set_defaults(handler=cmd_run)
@@ -192,20 +194,25 @@ def _config_from_flags(args):
     if not args.env or not args.model:
         raise UsageError("give --env and --model (or --config FILE)")
     env, _, task = args.env.partition("/")
-    task = task or args.task
+    env, task = envs.resolve_alias(env, task or args.task)
     if not task:
         raise UsageError("--task is required (or pass --env as env/task)")
     try:
         envs.check_env_task(env, task)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.coordination_level is not None or args.observation_mode is not None:
-        raise UsageError(f"--coordination-level and --observation-mode apply to multi-agent "
-                         f"envs only, not {env!r}")
+    level, mode = args.coordination_level, args.observation_mode
+    if envs.FAMILIES[env].multi_agent:
+        level, mode = level or 1, mode or "egocentric"
+    elif level is not None or mode is not None or args.opponent is not None:
+        raise UsageError(f"--coordination-level, --observation-mode and --opponent apply to "
+                         f"multi-agent envs only, not {env!r}")
     params = _params_for_run(args.params)
-    cell = Cell(model=args.model, agent=args.agent, env=env, task=task)
+    cell = Cell(model=args.model, agent=args.agent, env=env, task=task,
+                coordination_level=level, observation_mode=mode)
     return params.cell_config(cell, episodes=args.episodes, max_steps=args.max_steps,
-                              seed=args.seed, parallel_episodes=args.parallel)
+                              seed=args.seed, parallel_episodes=args.parallel,
+                              opponent=args.opponent)
 
 
 def cmd_aggregate(args) -> int:

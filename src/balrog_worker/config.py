@@ -59,7 +59,12 @@ class EnvSpec:
     tasks: tuple[str, ...]
     episodes: int = 1
     max_steps: int | None = None
+    opponent: str = "scripted"  # multi-agent games: who plays the other team
 
+
+OPPONENTS = ("scripted", "random")
+COORDINATION_LEVELS = (1, 2, 3)
+OBSERVATION_MODES = ("egocentric", "visible_teammates")
 
 BUILTIN_MODELS = {
     "random": ModelSpec(name="random", backend="random"),
@@ -78,8 +83,20 @@ class CellConfig:
     max_steps: int | None
     seed: int = 0
     parallel_episodes: int = 4
+    opponent: str = "scripted"
 
     def __post_init__(self):
+        multi_agent = envs.FAMILIES[self.cell.env].multi_agent
+        axes = (self.cell.coordination_level, self.cell.observation_mode)
+        if multi_agent and None in axes:
+            raise ConfigError(f"{self.cell.env} is multi-agent: it needs a coordination level "
+                              "(1, 2, 3) and an observation mode (egocentric, visible_teammates)")
+        if not multi_agent and axes != (None, None):
+            raise ConfigError(f"coordination levels and observation modes apply to "
+                              f"multi-agent envs only, not {self.cell.env!r}")
+        if self.opponent not in OPPONENTS:
+            raise ConfigError(f"unknown opponent {self.opponent!r}; choose from "
+                              f"{', '.join(OPPONENTS)}")
         if self.model.backend == "scripted" and not envs.FAMILIES[self.cell.env].oracle:
             with_oracle = [name for name, family in envs.FAMILIES.items() if family.oracle]
             raise ConfigError(
@@ -103,13 +120,15 @@ class CellConfig:
             "max_steps": self.max_steps,
             "seed": self.seed,
             "parallel_episodes": self.parallel_episodes,
+            "opponent": self.opponent,
         }
 
     def trajectory_keys(self) -> dict:
         """The settings that decide what an episode plays; records made under other
         settings must not be mixed with these (episode count and concurrency may vary)."""
         public = self.public()
-        return {k: public[k] for k in ("run_id", "cell", "model", "agent", "max_steps", "seed")}
+        keys = ("run_id", "cell", "model", "agent", "max_steps", "seed", "opponent")
+        return {k: public[k] for k in keys}
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,8 @@ class GridBlock:
     models: tuple[str, ...]
     agents: tuple[str, ...]
     envs: tuple[str, ...]
+    coordination_levels: tuple[int, ...] = COORDINATION_LEVELS
+    observation_modes: tuple[str, ...] = OBSERVATION_MODES
 
 
 @dataclass(frozen=True)
@@ -134,14 +155,17 @@ class Params:
     grid: tuple[GridBlock, ...]
 
     def cells(self) -> list[Cell]:
-        """The grid: for each block, models x agents x (env, task); stable order, no repeats."""
+        """The grid: for each block, models x agents x (env, task), and for multi-agent
+        envs also x coordination levels x observation modes; stable order, no repeats."""
         cells = (
-            Cell(model=m, agent=a, env=e, task=t)
+            Cell(model=m, agent=a, env=e, task=t, coordination_level=level,
+                 observation_mode=mode)
             for block in self.grid
             for m in block.models
             for a in block.agents
             for e in block.envs
             for t in self.envs[e].tasks
+            for level, mode in _multi_agent_axes(e, block)
         )
         return list(dict.fromkeys(cells))
 
@@ -168,10 +192,18 @@ class Params:
             agent=self.agent(cell.agent),
             episodes=env.episodes if env else 1,
             max_steps=(env and env.max_steps) or envs.FAMILIES[cell.env].max_steps,
+            opponent=env.opponent if env else "scripted",
             seed=self.seed,
             parallel_episodes=self.parallel_episodes,
         )
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _multi_agent_axes(env: str, block: GridBlock) -> list[tuple[int | None, str | None]]:
+    if not envs.FAMILIES[env].multi_agent:
+        return [(None, None)]
+    return [(level, mode) for level in block.coordination_levels
+            for mode in block.observation_modes]
 
 
 @functools.cache
@@ -221,7 +253,9 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         models=models,
         agents=agents,
         envs=env_specs,
-        grid=tuple(GridBlock(tuple(b["models"]), tuple(b["agents"]), tuple(b["envs"]))
+        grid=tuple(GridBlock(tuple(b["models"]), tuple(b["agents"]), tuple(b["envs"]),
+                             tuple(b.get("coordination_levels", COORDINATION_LEVELS)),
+                             tuple(b.get("observation_modes", OBSERVATION_MODES)))
                    for b in blocks),
     )
     _check_unique_slugs(params, source)
@@ -256,6 +290,7 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         max_steps=data.get("max_steps"),
         seed=data.get("seed", 0),
         parallel_episodes=data.get("parallel_episodes", 4),
+        opponent=data.get("opponent", "scripted"),
     )
     if "run_id" in data and data["run_id"] != config.run_id:
         raise ConfigError(f"{source}: run_id {data['run_id']!r} does not match its cell "
@@ -294,6 +329,7 @@ CELL_SCHEMA = {
         "max_steps": {"type": ["integer", "null"], "minimum": 1},
         "seed": {"type": "integer", "minimum": 0},
         "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": 1024},
+        "opponent": {"enum": list(OPPONENTS)},
     },
 }
 
@@ -342,6 +378,8 @@ def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:
 
 
 def _env_spec(name: str, spec: dict, source: str) -> EnvSpec:
+    if "opponent" in spec and name in envs.FAMILIES and not envs.FAMILIES[name].multi_agent:
+        raise ConfigError(f"{source}: envs.{name}: 'opponent' applies to multi-agent envs only")
     for task in spec["tasks"]:
         try:
             envs.check_env_task(name, task)

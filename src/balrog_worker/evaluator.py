@@ -57,15 +57,25 @@ class CellRun:
         self.stop = stop
         self.keys = {"run_id": config.run_id, **config.cell.keys()}
 
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted
+
+    def emit(self, kind: str, record: dict) -> None:
+        if self.stream:
+            self.stream.emit(kind, record)
+
     def play(self, index: int) -> tuple[list[dict], dict]:
         """One episode: its step records and its episode record (failed ones included)."""
         cell = self.config.cell
         seed = episode_seed(self.config.seed, cell.env, cell.task, index)
         started = time.perf_counter()
         steps: list[dict] = []
-        game = envs.make(cell.env, cell.task)
         try:
-            episode = self._play(game, index, seed, steps)
+            if envs.FAMILIES[cell.env].multi_agent:
+                episode = envs.FAMILIES[cell.env].load()(self, cell.task).play(index, seed, steps)
+            else:
+                episode = self._play_single(index, seed, steps)
         except Interrupted:
             raise
         except Exception as error:  # recorded, never fatal to the cell
@@ -73,11 +83,16 @@ class CellRun:
             episode = {"failed": True, "error": f"{type(error).__name__}: {error}",
                        "end_reason": "error", "num_steps": len(steps)}
             steps = []
-        finally:
-            game.close()
         episode = {**self.keys, "episode_index": index, "seed": seed, **episode,
                    "duration_s": round(time.perf_counter() - started, 4)}
         return steps, episode
+
+    def _play_single(self, index: int, seed: int, steps: list[dict]) -> dict:
+        game = envs.make(self.config.cell.env, self.config.cell.task)
+        try:
+            return self._play(game, index, seed, steps)
+        finally:
+            game.close()
 
     def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
         config = self.config
@@ -89,8 +104,7 @@ class CellRun:
         terminated = truncated = False
         step = 0
         while not (terminated or truncated) and step != config.max_steps:
-            if self.stop.is_set():
-                raise Interrupted
+            self.check_stop()
             decision = agent.act(observation, tuple(game.actions),
                                  derive_seed(seed, step, PLAYER), note, oracle=game.oracle_action)
             valid = game.is_valid(decision.candidate)
@@ -113,8 +127,7 @@ class CellRun:
                 "latency_s": round(usage.latency_s, 6),
             }
             steps.append(record)
-            if self.stream:
-                self.stream.emit("step", record)
+            self.emit("step", record)
             note = "" if valid or not config.agent.invalid_feedback else (
                 invalid_action_note(game.default_action))
             observation = outcome.observation

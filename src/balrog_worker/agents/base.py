@@ -23,9 +23,11 @@ class Decision:
 class Agent(ABC):
     """One player's policy for one episode; holds that episode's history."""
 
-    def __init__(self, spec: AgentSpec, client: Client, instructions: str):
+    def __init__(self, spec: AgentSpec, client: Client, instructions: str,
+                 player: str = "agent_0"):
         self.spec = spec
         self.client = client
+        self.player = player
         self.system_prompt = f"{instructions}\n\n{self.answer_rules()}"
         self.history = History(spec.max_text_history)
         self._pending = ""
@@ -48,7 +50,8 @@ class Agent(ABC):
         invalid-action feedback) opens the observation and stays in the history with it."""
         messages = self.history.messages(self.system_prompt, observation, note,
                                          self.answer_reminder())
-        completion = self.client.complete(Request(messages, valid_actions, seed, oracle))
+        completion = self.client.complete(
+            Request(messages, valid_actions, seed, self.player, oracle))
         decision = self.parse(completion, valid_actions)
         shown = f"{note}\n{observation.text}" if note else observation.text
         self._pending = shown

@@ -21,6 +21,7 @@ class Request:
     messages: tuple[Message, ...]
     valid_actions: tuple[str, ...]
     seed: int
+    player: str = "agent_0"  # which player of the game asks (one history per player)
     # The game's scripted expert, read only by the ``scripted`` baseline: it is not part
     # of what a model sees.
     oracle: Callable[[], str] | None = field(default=None, compare=False, repr=False)

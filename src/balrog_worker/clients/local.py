@@ -14,10 +14,13 @@ INSTALL_HINT = "the local backend needs llama.cpp: pip install 'balrog-worker[lo
 
 
 class LlamaCppClient(Client):
-    """One llama.cpp context shared by all episodes of a cell; calls are serialised
-    because a context decodes one sequence at a time. For the same reason the cell plays
-    one episode at a time: its prompts then grow step by step and llama.cpp reuses the
-    evaluated prefix, where interleaved episodes would re-evaluate every prompt whole."""
+    """The model in this process, with one llama.cpp context per player.
+
+    A context reuses the part of a prompt it evaluated on the previous call, so each
+    player of a multi-agent game gets its own context (the weights are memory-mapped
+    once and shared): alternating players would otherwise re-evaluate every prompt
+    whole. Calls are serialised (the cores are shared), and a cell plays one episode at
+    a time, so that every context sees its player's prompts grow step by step."""
 
     max_concurrency = 1
 
@@ -31,8 +34,9 @@ class LlamaCppClient(Client):
         # More threads than free cores makes llama.cpp crawl (its threads spin-wait on
         # each other), so the default stays modest; Snakemake reserves the same number.
         threads = threads or min(DEFAULT_THREADS, os.cpu_count() or 1)
-        self._llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
-                          verbose=False)
+        self._new_context = lambda: Llama(model_path=str(self.path), n_ctx=n_ctx,
+                                          n_threads=threads, verbose=False)
+        self._contexts = {"agent_0": self._new_context()}  # fails here on bad weights
         self._settings = {"temperature": temperature, "max_tokens": max_tokens}
         if top_p is not None:
             self._settings["top_p"] = top_p
@@ -41,8 +45,10 @@ class LlamaCppClient(Client):
     def complete(self, request: Request) -> Completion:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         with self._lock:
+            if request.player not in self._contexts:
+                self._contexts[request.player] = self._new_context()
             start = time.perf_counter()
-            response = self._llm.create_chat_completion(
+            response = self._contexts[request.player].create_chat_completion(
                 messages=messages, seed=request.seed, **self._settings
             )
             latency = time.perf_counter() - start
@@ -55,4 +61,5 @@ class LlamaCppClient(Client):
         )
 
     def close(self) -> None:
-        self._llm.close()
+        for context in self._contexts.values():
+            context.close()

@@ -33,6 +33,7 @@ class Family:
     factory: str  # "module:class", called with the task id
     max_steps: int | None = None  # BALROG's step cap; None: the game's own limit
     oracle: bool = False  # the scripted baseline can play it
+    multi_agent: bool = False  # several players: crossed with coordination levels and modes
     unavailable: Callable[[str], str | None] = lambda task: None  # why a task can't run
 
     def task_ids(self) -> tuple[str, ...]:
@@ -66,6 +67,8 @@ FAMILIES: dict[str, Family] = {
                max_steps=2000),
         Family("textworld", ("treasure_hunter", "the_cooking_game", "coin_collector"),
                "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True),
+        Family("multigrid", ("soccer", "collect"), "balrog_worker.multigrid.wrapper:Match",
+               oracle=True, multi_agent=True),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
                             "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
     )
@@ -90,7 +93,20 @@ def check_env_task(env: str, task: str) -> None:
         raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}")
 
 
+# MOSAIC's names for the multi-agent games, accepted wherever an env id is.
+ALIASES = {"MultiGrid-Soccer-v0": ("multigrid", "soccer"),
+           "MultiGrid-Collect-v0": ("multigrid", "collect")}
+
+
+def resolve_alias(env: str, task: str | None) -> tuple[str, str | None]:
+    """(env, task) for an env id that may be a MOSAIC alias."""
+    return ALIASES.get(env, (env, task))
+
+
 def make(env: str, task: str) -> Game:
-    """A fresh game of ``env/task``."""
+    """A fresh game of ``env/task`` (single-agent families)."""
     check_env_task(env, task)
-    return FAMILIES[env].load()(task)
+    family = FAMILIES[env]
+    if family.multi_agent:
+        raise ValueError(f"{env} is multi-agent: its episodes are played by its Match")
+    return family.load()(task)

@@ -1,0 +1,1 @@
+"""Text observations for the MOSAIC multigrid games (Soccer, Collect)."""

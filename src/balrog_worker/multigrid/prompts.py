@@ -1,0 +1,143 @@
+"""System prompts for the multi-agent games at three coordination levels.
+
+Level 1 (emergent): the rules, the field and the goal only; any teamwork must emerge.
+Level 2 (basic hints): level 1 plus general cooperation advice.
+Level 3 (role-based): level 1 plus an explicit role for this agent, the rules of that
+role, and the roles of its teammates.
+
+Team colours, goals and field sizes are read from the environment by the caller
+(``GameFacts``), never assumed, so the text always names what the game really has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEVELS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class GameFacts:
+    """What the prompt states about one agent's game, taken from the true environment."""
+
+    game: str  # "soccer" or "collect"
+    width: int
+    height: int
+    agent_name: str  # e.g. "agent 0"
+    team_colour: str
+    teammates: tuple[str, ...]  # names of the other agents of the same team
+    opponents: tuple[str, ...]  # "agent 2 (red team)", ...
+    own_goal: str = ""  # where the goal this team defends is, e.g. "the west end (x = 1)"
+    target_goal: str = ""  # where it scores
+    goals_to_win: int = 0
+    max_steps: int = 0
+
+
+SOCCER_ROLES = ("forward", "defender")
+COLLECT_ZONES = ("west", "centre", "east")
+
+
+def default_role(game: str, team_position: int) -> str:
+    """The role of the n-th agent of a team at level 3 (forward first, then defender;
+    Collect splits the field into vertical zones)."""
+    roles = SOCCER_ROLES if game == "soccer" else COLLECT_ZONES
+    return roles[team_position % len(roles)]
+
+
+ACTIONS_TEXT = (
+    "The actions you can take:\n"
+    "- turn left: turn 90 degrees to your left\n"
+    "- turn right: turn 90 degrees to your right\n"
+    "- forward: move one cell in the direction you face\n"
+    "- pickup: pick up the ball in front of you, or take it from the player in front of you\n"
+    "- drop: drop the ball in front of you; facing a teammate, this passes it to them\n"
+    "- noop: stay where you are this turn"
+)
+
+
+def _rules(facts: GameFacts) -> str:
+    field = (f"The field is {facts.width} cells wide (x from 0 in the west to "
+             f"{facts.width - 1} in the east) and {facts.height} cells tall (y from 0 in the "
+             f"north to {facts.height - 1} in the south), walled all round.")
+    you = f"You are {facts.agent_name}, of the {facts.team_colour} team."
+    if facts.game == "soccer":
+        mates = ", ".join(facts.teammates) or "nobody"
+        return (
+            f"You are playing MultiGrid Soccer, two against two, seen from above. {field} "
+            f"{you} Your teammate: {mates}. Opponents: {', '.join(facts.opponents)}.\n\n"
+            f"Your team defends the goal at {facts.own_goal} and scores in the goal at "
+            f"{facts.target_goal}: carry the ball onto that goal (or drop it there while "
+            f"facing it). The first team to {facts.goals_to_win} goals wins; after a goal the "
+            f"ball comes back into play. The game lasts at most {facts.max_steps} turns.\n\n"
+            "Only one player holds the ball at a time. Facing a player who holds the ball, "
+            "pickup steals it. Facing a teammate, drop passes the ball to them."
+        )
+    rivals = ", ".join(facts.opponents)
+    return (
+        f"You are playing MultiGrid Collect, seen from above. {field} {you} The other "
+        f"players ({rivals}) each play for themselves. Balls lie on the field: face a "
+        "ball and pick it up to collect it. Every ball you collect scores for you and "
+        "counts against the others. The game ends when all balls are collected or after "
+        f"{facts.max_steps} turns."
+    )
+
+
+def _hints(facts: GameFacts) -> str:
+    if facts.game == "soccer":
+        return (
+            "Teamwork advice:\n"
+            "- Spread out: do not both chase the ball; one of you should stay back.\n"
+            "- Pass to a teammate who is closer to the goal or less marked.\n"
+            "- Predict where the opponents are going and cut off their path to your goal.\n"
+            "- When your teammate has the ball, move to where they can pass to you."
+        )
+    return (
+        "Advice:\n"
+        "- Do not chase the same ball as another player: go for balls nobody is closer to.\n"
+        "- Keep to a part of the field where there are balls and few players.\n"
+        "- Plan a short route that collects several nearby balls in turn."
+    )
+
+
+def _role_rules(facts: GameFacts, role: str, teammate_roles: dict[str, str]) -> str:
+    mates = "; ".join(f"{name} is the {r}" for name, r in teammate_roles.items())
+    if facts.game == "soccer":
+        rules = {
+            "forward": (
+                "Your role: FORWARD. Go for the ball, keep it, and carry it to the goal at "
+                f"{facts.target_goal}. When the defender passes to you, move up the field. "
+                "Stay in the opponents' half when you do not have the ball."
+            ),
+            "defender": (
+                "Your role: DEFENDER. Stay in your own half, between the ball and your goal "
+                f"at {facts.own_goal}. Steal the ball from attackers who come close, then "
+                "pass it to the forward rather than running up the field yourself."
+            ),
+        }[role]
+    else:
+        third = facts.width / 3
+        bounds = {"west": (0, third), "centre": (third, 2 * third), "east": (2 * third,
+                                                                             facts.width)}
+        low, high = bounds[role]
+        rules = (
+            f"Your zone: the {role.upper()} third of the field (x from {int(low)} to "
+            f"{int(high) - 1}). Collect the balls in your zone first and leave the other "
+            "zones to the other players; go elsewhere only when your zone is empty."
+        )
+    return rules + (f"\nThe others' roles: {mates}." if mates else "")
+
+
+def system_prompt(facts: GameFacts, level: int, role: str | None = None,
+                  teammate_roles: dict[str, str] | None = None) -> str:
+    """The instructions of one agent at coordination ``level`` (1, 2 or 3)."""
+    if level not in LEVELS:
+        raise ValueError(f"coordination level must be 1, 2 or 3, not {level!r}")
+    parts = [_rules(facts)]
+    if level == 2:
+        parts.append(_hints(facts))
+    if level == 3:
+        if role is None:
+            raise ValueError("coordination level 3 needs a role for every agent")
+        parts.append(_role_rules(facts, role, teammate_roles or {}))
+    parts.append(ACTIONS_TEXT)
+    return "\n\n".join(parts)
