@@ -4,7 +4,7 @@ import pytest
 
 from balrog_worker.cells import Cell
 from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
-from balrog_worker.envs import env_ids
+from balrog_worker.envs import FAMILIES, env_ids
 from balrog_worker.evaluator import run_cell
 from balrog_worker.store import read_jsonl
 
@@ -14,14 +14,16 @@ NAIVE = AgentSpec("naive", "naive")
 @pytest.mark.parametrize("env_id", env_ids())
 def test_random_episode_of_every_listed_id(env_id, tmp_path):
     env, task = env_id.split("/")
-    config = CellConfig(cell=Cell("random", "naive", env, task), model=BUILTIN_MODELS["random"],
-                        agent=NAIVE, episodes=1, max_steps=5)
+    axes = (1, "egocentric") if FAMILIES[env].multi_agent else (None, None)
+    config = CellConfig(cell=Cell("random", "naive", env, task, *axes),
+                        model=BUILTIN_MODELS["random"], agent=NAIVE, episodes=1, max_steps=5)
     report = run_cell(config, tmp_path)
     assert (report.ran, report.failed) == (1, 0)
     episode = read_jsonl(tmp_path / "episodes.jsonl")[0][0]
     steps, _ = read_jsonl(tmp_path / "steps.jsonl")
     assert 0.0 <= episode["progression"] <= 1.0
-    assert 1 <= len(steps) == episode["num_steps"] <= 5
+    assert 1 <= episode["num_steps"] <= 5
+    assert len(steps) == episode["num_steps"] * len(episode.get("focal_agents") or [1])
     assert all(len(step["observation"]) > 20 for step in steps)
     assert all(step["valid"] for step in steps)  # random plays only valid actions
 

@@ -19,7 +19,7 @@ QWEN = ModelSpec("qwen-0.5b", "local", model=DEFAULT_MODEL, n_ctx=4096, threads=
 
 @pytest.fixture(scope="module")
 def qwen():
-    client = make_client(QWEN)
+    client = make_client(QWEN, cache_mode="off")  # every call really reaches llama.cpp
     yield client
     client.close()
 

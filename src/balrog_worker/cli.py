@@ -14,6 +14,7 @@ log = logging.getLogger("balrog_worker")
 
 EXIT_BAD_INPUT = 2
 EXIT_EPISODES_FAILED = 3
+EXIT_BUDGET_REACHED = 4
 DEFAULT_PARAMS = "params.yaml"
 
 
@@ -82,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="multi-agent envs only (default egocentric)")
     run.add_argument("--opponent", choices=("scripted", "random"),
                      help="multi-agent envs only: who plays the other team (default scripted)")
+    run.add_argument("--cache", choices=("on", "off", "refresh"),
+                     help="the response cache (default: params, else on)")
+    run.add_argument("--budget-usd", type=float,
+                     help="stop starting episodes once the cell has spent this much")
     run.add_argument("--emit-jsonl", action="store_true",
                      help="also stream every record to stdout as one JSON line")
     run.set_defaults(handler=cmd_run)
@@ -157,6 +162,11 @@ def cmd_run(args) -> int:
     log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
              config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,
              aggregate.get("progression_se") or 0.0)
+    if report.budget_reached:
+        print(f"balrog-worker: the budget of ${config.budget_usd} is spent; "
+              "rerun with a larger --budget-usd to play the remaining episodes",
+              file=sys.stderr)
+        return EXIT_BUDGET_REACHED
     if report.failed:
         print(f"balrog-worker: {report.failed} of {report.ran} episodes failed (see "
               f"{args.out / 'episodes.jsonl'}); rerun the same command to retry them",
@@ -181,7 +191,8 @@ def _config_from_file(args):
         raise UsageError(f"{args.config}: not valid JSON ({error})") from None
     config = cell_config_from_dict(data, source=str(args.config))
     overrides = {"episodes": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
-                 "parallel_episodes": args.parallel}
+                 "parallel_episodes": args.parallel, "cache": args.cache,
+                 "budget_usd": args.budget_usd}
     from dataclasses import replace
 
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -212,7 +223,8 @@ def _config_from_flags(args):
                 coordination_level=level, observation_mode=mode)
     return params.cell_config(cell, episodes=args.episodes, max_steps=args.max_steps,
                               seed=args.seed, parallel_episodes=args.parallel,
-                              opponent=args.opponent)
+                              opponent=args.opponent, cache=args.cache,
+                              budget_usd=args.budget_usd)
 
 
 def cmd_aggregate(args) -> int:

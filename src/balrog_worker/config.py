@@ -32,6 +32,21 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens (from the ``prices`` table of params.yaml)."""
+
+    input: float
+    output: float
+    cached_input: float | None = None  # default: the input price
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        fresh = max(input_tokens - cached_input_tokens, 0)
+        return (fresh * self.input + cached_input_tokens * cached_rate
+                + output_tokens * self.output) / 1e6
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     backend: str
@@ -39,10 +54,25 @@ class ModelSpec:
     n_ctx: int = 8192
     threads: int | None = None
     generation: Generation = field(default_factory=Generation)
+    # API backends
+    base_url: str | None = None
+    api_key_env: str | None = None  # the variable holding the key (default per backend)
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    concurrency: int = 8  # calls in flight at once from one job
+    constrain_actions: bool = False  # force answers into the valid actions (grammar)
+    price: Price | None = None
 
     def public(self) -> dict:
         """The spec as recorded in summaries: everything but secrets (none held here)."""
         return asdict(self)
+
+    def identity(self) -> dict:
+        """What decides the model's answers. Operational settings (timeout, retries,
+        concurrency, threads, server address) may change between runs of one cell."""
+        return {"name": self.name, "backend": self.backend, "model": self.model,
+                "generation": asdict(self.generation),
+                "constrain_actions": self.constrain_actions}
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,8 @@ class CellConfig:
     seed: int = 0
     parallel_episodes: int = 4
     opponent: str = "scripted"
+    cache: str = "on"  # the response cache: on, off, or refresh
+    budget_usd: float | None = None  # stop starting episodes once the cell spent this
 
     def __post_init__(self):
         multi_agent = envs.FAMILIES[self.cell.env].multi_agent
@@ -121,14 +153,16 @@ class CellConfig:
             "seed": self.seed,
             "parallel_episodes": self.parallel_episodes,
             "opponent": self.opponent,
+            "cache": self.cache,
+            "budget_usd": self.budget_usd,
         }
 
     def trajectory_keys(self) -> dict:
         """The settings that decide what an episode plays; records made under other
         settings must not be mixed with these (episode count and concurrency may vary)."""
         public = self.public()
-        keys = ("run_id", "cell", "model", "agent", "max_steps", "seed", "opponent")
-        return {k: public[k] for k in keys}
+        keys = ("run_id", "cell", "agent", "max_steps", "seed", "opponent")
+        return {"model": self.model.identity(), **{k: public[k] for k in keys}}
 
 
 @dataclass(frozen=True)
@@ -147,6 +181,8 @@ class GridBlock:
 class Params:
     seed: int
     parallel_episodes: int
+    cache: str
+    budget_usd: float | None
     results_dir: str
     reports_dir: str
     models: dict[str, ModelSpec]
@@ -228,7 +264,8 @@ def load_params(path: str | Path) -> Params:
 def params_from_dict(data: object, source: str = "params") -> Params:
     """Validate ``data`` (parsed params.yaml) and build Params, or raise ConfigError."""
     check_schema(data, params_schema(), source)
-    models = {name: _model_spec(name, spec) for name, spec in data["models"].items()}
+    prices = {model: Price(**price) for model, price in data.get("prices", {}).items()}
+    models = {name: _model_spec(name, spec, prices) for name, spec in data["models"].items()}
     agents = {
         name: _agent_spec(name, spec, field_path=f"agents.{name}")
         for name, spec in data["agents"].items()
@@ -248,6 +285,8 @@ def params_from_dict(data: object, source: str = "params") -> Params:
     params = Params(
         seed=data.get("seed", 0),
         parallel_episodes=data.get("evaluation", {}).get("parallel_episodes", 4),
+        cache=_cache_mode(data.get("evaluation", {}).get("cache", "on")),
+        budget_usd=data.get("evaluation", {}).get("budget_usd"),
         results_dir=paths.get("results", "results/runs"),
         reports_dir=paths.get("reports", "reports"),
         models=models,
@@ -291,11 +330,19 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         seed=data.get("seed", 0),
         parallel_episodes=data.get("parallel_episodes", 4),
         opponent=data.get("opponent", "scripted"),
+        cache=data.get("cache", "on"),
+        budget_usd=data.get("budget_usd"),
     )
     if "run_id" in data and data["run_id"] != config.run_id:
         raise ConfigError(f"{source}: run_id {data['run_id']!r} does not match its cell "
                           f"({config.run_id!r})")
     return config
+
+
+def _cache_mode(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
 
 
 def _without_nulls(mapping: dict) -> dict:
@@ -330,6 +377,8 @@ CELL_SCHEMA = {
         "seed": {"type": "integer", "minimum": 0},
         "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": 1024},
         "opponent": {"enum": list(OPPONENTS)},
+        "cache": {"enum": ["on", "off", "refresh"]},
+        "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
 }
 
@@ -360,10 +409,15 @@ def _plain_message(error: jsonschema.ValidationError) -> str:
     return error.message.splitlines()[0]
 
 
-def _model_spec(name: str, spec: dict) -> ModelSpec:
+def _model_spec(name: str, spec: dict, prices: dict[str, Price] | None = None) -> ModelSpec:
     generation = Generation(**spec.get("generation", {}))
-    fields = {k: v for k, v in spec.items() if k != "generation"}
-    return ModelSpec(name=name, generation=generation, **fields)
+    price = spec.get("price")
+    if isinstance(price, dict):
+        price = Price(**price)
+    elif prices:  # the prices table is keyed by model id, or by the entry's name
+        price = prices.get(spec.get("model") or "") or prices.get(name)
+    fields = {k: v for k, v in spec.items() if k not in ("generation", "price")}
+    return ModelSpec(name=name, generation=generation, price=price, **fields)
 
 
 def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:

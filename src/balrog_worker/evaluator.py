@@ -33,12 +33,17 @@ class Interrupted(Exception):
     """The run is stopping; the episode in progress is abandoned, not recorded."""
 
 
+class BudgetReached(Exception):
+    """The cell's budget is spent: episodes not yet started are left for a later run."""
+
+
 @dataclass(frozen=True)
 class CellReport:
     ran: int
     failed: int
     skipped: int
     summary: dict
+    budget_reached: bool = False
 
 
 def invalid_action_note(default_action: str) -> str:
@@ -56,6 +61,31 @@ class CellRun:
         self.stream = stream
         self.stop = stop
         self.keys = {"run_id": config.run_id, **config.cell.keys()}
+        self.spent_usd = 0.0
+        self._spending = threading.Lock()
+
+    def cost(self, completion) -> float:
+        """The dollar cost of one call (0 without a price), added to the cell's spending."""
+        price = self.config.model.price
+        if price is None:
+            return 0.0
+        cost = price.cost(completion.input_tokens, completion.output_tokens,
+                          completion.cached_input_tokens)
+        with self._spending:
+            self.spent_usd += cost
+        return cost
+
+    def account(self, totals: dict, usage) -> dict:
+        """Add one call's usage to an episode's ``totals``; return the step's fields."""
+        call = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "cached_input_tokens": usage.cached_input_tokens,
+                "reasoning_tokens": usage.reasoning_tokens, "retries": usage.retries,
+                "cost_usd": round(self.cost(usage), 8), "latency_s": round(usage.latency_s, 6)}
+        totals["llm_calls"] += 1
+        for key in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                    "retries", "cost_usd"):
+            totals[key] += call[key]
+        return call
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -68,6 +98,9 @@ class CellRun:
     def play(self, index: int) -> tuple[list[dict], dict]:
         """One episode: its step records and its episode record (failed ones included)."""
         cell = self.config.cell
+        budget = self.config.budget_usd
+        if budget is not None and self.spent_usd >= budget:
+            raise BudgetReached
         seed = episode_seed(self.config.seed, cell.env, cell.task, index)
         started = time.perf_counter()
         steps: list[dict] = []
@@ -76,7 +109,7 @@ class CellRun:
                 episode = envs.FAMILIES[cell.env].load()(self, cell.task).play(index, seed, steps)
             else:
                 episode = self._play_single(index, seed, steps)
-        except Interrupted:
+        except (Interrupted, BudgetReached):
             raise
         except Exception as error:  # recorded, never fatal to the cell
             log.exception("%s episode %d failed", self.config.run_id, index)
@@ -99,8 +132,7 @@ class CellRun:
         observation = game.reset(seed)
         agent = AGENTS[config.agent.type](config.agent, self.client, game.instructions())
         note = ""
-        totals = {"episode_return": 0.0, "invalid_actions": 0, "llm_calls": 0,
-                  "input_tokens": 0, "output_tokens": 0}
+        totals = {"episode_return": 0.0, "invalid_actions": 0, **empty_usage()}
         terminated = truncated = False
         step = 0
         while not (terminated or truncated) and step != config.max_steps:
@@ -114,17 +146,13 @@ class CellRun:
             usage = decision.completion
             totals["episode_return"] += outcome.reward
             totals["invalid_actions"] += not valid
-            totals["llm_calls"] += 1
-            totals["input_tokens"] += usage.input_tokens
-            totals["output_tokens"] += usage.output_tokens
+            call = self.account(totals, usage)
             record = {
                 **self.keys, "episode_index": index, "step": step, "agent_id": PLAYER,
                 "observation": _shown(observation, note), "completion": usage.text,
                 "reasoning": decision.reasoning, "candidate": decision.candidate,
                 "action": action, "valid": valid, "reward": outcome.reward,
-                "terminated": outcome.terminated, "truncated": outcome.truncated,
-                "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                "latency_s": round(usage.latency_s, 6),
+                "terminated": outcome.terminated, "truncated": outcome.truncated, **call,
             }
             steps.append(record)
             self.emit("step", record)
@@ -136,11 +164,16 @@ class CellRun:
         progression = game.progression()
         return {
             "num_steps": step, **totals, "progression": progression,
-            "success": progression >= 1.0, "cost_usd": 0.0,
+            "success": progression >= 1.0,
             "end_reason": _end_reason(terminated, truncated, progression),
             "terminated": terminated, "truncated": truncated or not terminated,
             "failed": False, "error": None, **game.episode_info(),
         }
+
+
+def empty_usage() -> dict:
+    return {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
+            "reasoning_tokens": 0, "retries": 0, "cost_usd": 0.0}
 
 
 def _shown(observation: envs.Observation, note: str) -> str:
@@ -165,12 +198,14 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
         if skipped:
             log.info("%s: %d of %d episodes already recorded", config.run_id, skipped,
                      config.episodes)
-        failed = 0
+        failed, budget_reached = 0, False
         if todo:
             owned = client is None
-            client = client or make_client(config.model)
+            client = client or make_client(config.model, config.cache)
+            spent = sum(e.get("cost_usd", 0.0) for e in done.values())
             try:
-                failed = _run_episodes(config, client, stream, store, todo, done)
+                failed, budget_reached = _run_episodes(config, client, stream, store, todo,
+                                                       done, spent)
             finally:
                 if owned:
                     client.close()
@@ -182,13 +217,16 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
             "aggregate": {**cell_aggregate(episodes), "failed_episodes": failed},
         }
         store.write_summary(summary)
-    return CellReport(ran=len(todo), failed=failed, skipped=skipped, summary=summary)
+    return CellReport(ran=len(todo), failed=failed, skipped=skipped, summary=summary,
+                      budget_reached=budget_reached)
 
 
-def _run_episodes(config, client, stream, store, todo, done) -> int:
+def _run_episodes(config, client, stream, store, todo, done, spent) -> tuple[int, bool]:
     stop = threading.Event()
     runner = CellRun(config, client, stream, stop)
+    runner.spent_usd = spent
     failed = 0
+    budget_reached = False
     finished = len(done)
     workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
     with ThreadPoolExecutor(max_workers=workers,
@@ -198,7 +236,11 @@ def _run_episodes(config, client, stream, store, todo, done) -> int:
             while pending:
                 completed, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in completed:
-                    steps, episode = future.result()
+                    try:
+                        steps, episode = future.result()
+                    except BudgetReached:
+                        budget_reached = True
+                        continue
                     store.commit(steps, episode)
                     if stream:
                         stream.emit("episode", episode)
@@ -218,7 +260,10 @@ def _run_episodes(config, client, stream, store, todo, done) -> int:
             for future in pending:
                 future.cancel()
             raise
-    return failed
+    if budget_reached:
+        log.warning("%s: budget of $%.2f reached ($%.2f spent); the remaining episodes are "
+                    "left for a later run", config.run_id, config.budget_usd, runner.spent_usd)
+    return failed, budget_reached
 
 
 def _check_same_cell(config: CellConfig, done: dict[int, dict], out_dir) -> None:

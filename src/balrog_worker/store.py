@@ -58,10 +58,12 @@ def read_jsonl(path: Path) -> tuple[list[dict], int]:
 
 
 def _diff(old: object, new: object, path: str = "") -> list[str]:
-    """Dotted paths where two JSON values differ."""
+    """Dotted paths where two JSON values differ. A key present on one side only is not a
+    difference: settings added to (or dropped from) the code later must not lock a
+    directory of existing results."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in old.keys() | new.keys()
-                for d in _diff(old.get(k), new.get(k), f"{path}.{k}" if path else k)]
+        return [d for k in old.keys() & new.keys()
+                for d in _diff(old[k], new[k], f"{path}.{k}" if path else k)]
     return [] if old == new else [path]
 
 

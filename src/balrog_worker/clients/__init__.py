@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
+
 from balrog_worker.clients.base import Client, Completion, Message, Request
-from balrog_worker.config import ModelSpec
+from balrog_worker.config import ConfigError, ModelSpec
 
-BACKENDS = ("random", "scripted", "local")
+__all__ = ["API_BACKENDS", "BACKENDS", "Client", "Completion", "Message", "Request",
+           "make_client"]
 
-__all__ = ["BACKENDS", "Client", "Completion", "Message", "Request", "make_client"]
+# backend -> (module:class, the pip requirement that provides its SDK)
+API_BACKENDS = {
+    "openai": ("balrog_worker.clients.openai_client:OpenAIClient", "openai"),
+    "vllm": ("balrog_worker.clients.openai_client:OpenAIClient", "openai"),
+    "openai_compatible": ("balrog_worker.clients.openai_client:OpenAIClient", "openai"),
+    "anthropic": ("balrog_worker.clients.anthropic_client:AnthropicClient", "anthropic"),
+    "gemini": ("balrog_worker.clients.gemini_client:GeminiClient", "google-genai"),
+}
+BACKENDS = ("random", "scripted", "local", *API_BACKENDS)
+BASELINES = ("random", "scripted")
 
 
-def make_client(spec: ModelSpec) -> Client:
-    """A ready client for ``spec``; fails here, before any episode, on a bad spec."""
+def make_client(spec: ModelSpec, cache_mode: str = "on") -> Client:
+    """A ready client for ``spec`` (behind the response cache unless ``cache_mode`` is
+    off or the backend is a baseline); fails here, before any episode, on a bad spec or a
+    missing key."""
+    client = _backend(spec)
+    if spec.backend in BASELINES or cache_mode == "off":
+        return client
+    from balrog_worker.clients.cache import CachedClient, ResponseCache
+
+    return CachedClient(client, spec.identity(), ResponseCache(), cache_mode)
+
+
+def _backend(spec: ModelSpec) -> Client:
     if spec.backend == "random":
         from balrog_worker.clients.baselines import RandomClient
 
@@ -32,4 +55,13 @@ def make_client(spec: ModelSpec) -> Client:
             max_tokens=spec.generation.max_tokens,
             top_p=spec.generation.top_p,
         )
-    raise ValueError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
+    if spec.backend in API_BACKENDS:
+        target, requirement = API_BACKENDS[spec.backend]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ConfigError(f"model {spec.name!r}: the {spec.backend} backend needs "
+                              f"{requirement}: pip install {requirement} ({error})") from None
+        return getattr(module, attr)(spec)
+    raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}")

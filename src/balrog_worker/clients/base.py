@@ -33,6 +33,9 @@ class Completion:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    cached_input_tokens: int = 0  # input served from the provider's prompt cache
+    reasoning_tokens: int = 0  # hidden reasoning, where the provider reports it
+    retries: int = 0
 
 
 class Client(ABC):

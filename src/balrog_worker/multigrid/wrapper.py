@@ -17,6 +17,7 @@ import gymnasium as gym
 
 from balrog_worker.agents import AGENTS
 from balrog_worker.envs.base import Observation
+from balrog_worker.evaluator import empty_usage
 from balrog_worker.multigrid import observations
 from balrog_worker.multigrid.metrics import CollectTracker, SoccerTracker
 from balrog_worker.multigrid.policies import SCRIPTED, goal_cells, random_policy
@@ -105,7 +106,7 @@ class Match:
             returns = {a.index: 0.0 for a in env.agents}
             invalid = dict.fromkeys(focal, 0)
             notes = dict.fromkeys(focal, "")
-            totals = {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0}
+            totals = empty_usage()
             terminated = truncated = False
             step = 0
             with ThreadPoolExecutor(max_workers=len(focal)) as pool:
@@ -143,9 +144,7 @@ class Match:
                         tracker.update(rewards)
                     for i in focal:
                         usage = decisions[i].completion
-                        totals["llm_calls"] += 1
-                        totals["input_tokens"] += usage.input_tokens
-                        totals["output_tokens"] += usage.output_tokens
+                        call = self.run.account(totals, usage)
                         record = {
                             **self.run.keys, "episode_index": index, "step": step,
                             "agent_id": f"agent_{i}", "observation": texts[i],
@@ -153,9 +152,7 @@ class Match:
                             "candidate": decisions[i].candidate, "action": actions[i],
                             "valid": decisions[i].candidate in ACTIONS,
                             "reward": float(rewards[i]), "terminated": terminated,
-                            "truncated": truncated, "input_tokens": usage.input_tokens,
-                            "output_tokens": usage.output_tokens,
-                            "latency_s": round(usage.latency_s, 6),
+                            "truncated": truncated, **call,
                         }
                         steps.append(record)
                         self.run.emit("step", record)
@@ -187,7 +184,7 @@ class Match:
             "roles": {f"agent_{i}": r for i, r in roles.items()} if roles else None,
             "invalid_actions": sum(invalid.values()),
             "invalid_by_agent": {f"agent_{i}": n for i, n in invalid.items()},
-            **totals, "cost_usd": 0.0,
+            **totals,
             "terminated": terminated, "truncated": truncated or not terminated,
             "failed": False, "error": None, "opponent": self.config.opponent
             if self.task == "soccer" else None,

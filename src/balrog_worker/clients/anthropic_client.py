@@ -1,0 +1,182 @@
+"""Claude through the Anthropic Messages API (backend ``anthropic``).
+
+The SDK's own retries are switched off (``max_retries=0``): retrying is decided once, in
+``retry.py``, for every provider, so a failure is never retried twice over. The client's
+timeout is ``spec.timeout_s`` for the whole request; passing it explicitly also stops the
+SDK from refusing a non-streaming call whose ``max_tokens`` it guesses would be slow.
+
+Not supported here:
+
+* ``constrain_actions``: the Messages API has no grammar-constrained decoding, so a spec
+  asking for it is rejected with ConfigError at construction rather than silently run
+  unconstrained under a recorded ``constrain_actions: true``.
+* ``seed``: the API takes none; answers at temperature > 0 are not reproducible.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import anthropic
+
+from balrog_worker.clients.api import APIClient, api_key
+from balrog_worker.clients.base import Completion, Message, Request
+from balrog_worker.clients.errors import (
+    FatalModelError,
+    ModelError,
+    RateLimitError,
+    TransientModelError,
+)
+from balrog_worker.config import ConfigError, ModelSpec
+
+KEY_VARIABLES = ("ANTHROPIC_API_KEY",)
+
+# Statuses worth another try besides 429 and 5xx (529 is "overloaded"): the same set the
+# SDK itself would retry.
+RETRYABLE_STATUSES = (408, 409)
+
+
+def to_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict]]:
+    """The system prompt and the turns, in the shape the Messages API wants.
+
+    The API takes the system prompt as a separate parameter and rejects two turns of one
+    role in a row, so every system message (wherever it stands) joins the system prompt,
+    and consecutive turns of one role are merged, blank line between.
+    """
+    system: list[str] = []
+    turns: list[dict] = []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        if message.role not in ("user", "assistant"):
+            raise FatalModelError(f"unknown message role {message.role!r}")
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"] += "\n\n" + message.content
+        else:
+            turns.append({"role": message.role, "content": message.content})
+    return "\n\n".join(system), turns
+
+
+def parse_retry_after(headers) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, else ``retry-after`` in
+    seconds or as an HTTP date; None when absent or unreadable."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def translate(error: anthropic.AnthropicError) -> ModelError:
+    """The SDK's exception as one of ours, so retry.py knows whether to try again."""
+    if isinstance(error, anthropic.APITimeoutError):
+        return TransientModelError("anthropic: request timed out")
+    if isinstance(error, anthropic.APIConnectionError):
+        return TransientModelError(f"anthropic: connection failed: {error}")
+    if isinstance(error, anthropic.APIStatusError):
+        status = error.status_code
+        detail = _error_message(error)
+        message = f"anthropic: HTTP {status}: {detail}"
+        if status == 429:
+            return RateLimitError(message, status=status,
+                                  retry_after=parse_retry_after(error.response.headers))
+        if status >= 500 or status in RETRYABLE_STATUSES:
+            return TransientModelError(message, status=status)
+        if "prompt is too long" in detail.lower():
+            return FatalModelError(f"anthropic: prompt too long: {detail}", status=status)
+        return FatalModelError(message, status=status)
+    if isinstance(error, anthropic.APIResponseValidationError):
+        return TransientModelError(f"anthropic: unexpected response body: {error}")
+    return TransientModelError(f"anthropic: {type(error).__name__}: {error}")
+
+
+def _error_message(error: anthropic.APIStatusError) -> str:
+    """The provider's own error text where the body has one, else the SDK's summary."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return f"{inner.get('type', 'error')}: {inner['message']}"
+    return str(error.message)
+
+
+class AnthropicClient(APIClient):
+    """One Claude model; thread-safe (the SDK client shares one connection pool)."""
+
+    def __init__(self, spec: ModelSpec):
+        if not spec.model:
+            raise ConfigError(f"model {spec.name!r} (anthropic) needs 'model', e.g. "
+                              "claude-sonnet-4-5")
+        if spec.constrain_actions:
+            raise ConfigError(f"model {spec.name!r} (anthropic): constrain_actions is not "
+                              "supported by the Anthropic API; set it to false")
+        super().__init__(spec)
+        self._sdk = anthropic.Anthropic(
+            api_key=api_key(spec, KEY_VARIABLES),
+            base_url=spec.base_url,
+            timeout=spec.timeout_s,
+            max_retries=0,
+        )
+
+    def _call(self, request: Request) -> Completion:
+        system, turns = to_messages(request.messages)
+        if not turns:
+            raise FatalModelError("anthropic: a request needs at least one user turn")
+        generation = self.spec.generation
+        params: dict = {"model": self.spec.model, "messages": turns,
+                        "max_tokens": generation.max_tokens,
+                        "temperature": generation.temperature}
+        if system:
+            params["system"] = system
+        if generation.top_p is not None:
+            params["top_p"] = generation.top_p
+        try:
+            response = self._sdk.messages.create(**params)
+        except anthropic.AnthropicError as error:
+            raise translate(error) from error
+        except ValueError as error:  # a body that is not JSON at all
+            raise TransientModelError(f"anthropic: malformed response body: {error}") from error
+        return self._completion(response)
+
+    @staticmethod
+    def _completion(response) -> Completion:
+        try:
+            text = "".join(block.text for block in response.content
+                           if getattr(block, "type", None) == "text")
+            usage = response.usage
+        except (AttributeError, TypeError) as error:
+            raise TransientModelError(f"anthropic: unexpected response shape: {error}") \
+                from error
+        if not text.strip():
+            raise TransientModelError(
+                f"anthropic: empty completion (stop_reason {response.stop_reason})")
+        cached = usage.cache_read_input_tokens or 0
+        written = usage.cache_creation_input_tokens or 0
+        # The API counts cache reads and writes apart from input_tokens; the total keeps
+        # cached_input_tokens a part of input_tokens, as for every other backend.
+        return Completion(
+            text=text,
+            input_tokens=(usage.input_tokens or 0) + cached + written,
+            output_tokens=usage.output_tokens or 0,
+            cached_input_tokens=cached,
+        )
+
+    def close(self) -> None:
+        self._sdk.close()

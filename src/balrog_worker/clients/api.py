@@ -1,0 +1,46 @@
+"""What every remote backend shares: its key, a timeout, retries, a concurrency limit."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from abc import abstractmethod
+from dataclasses import replace
+
+from balrog_worker.clients.base import Client, Completion, Request
+from balrog_worker.clients.retry import RetryPolicy, call_with_retries
+from balrog_worker.config import ConfigError, ModelSpec
+
+
+def api_key(spec: ModelSpec, default_variables: tuple[str, ...]) -> str:
+    """The key from the environment, or ConfigError naming the variable to set (before
+    any episode runs). The key itself never appears in a message."""
+    variables = (spec.api_key_env,) if spec.api_key_env else default_variables
+    for variable in variables:
+        if os.environ.get(variable):
+            return os.environ[variable]
+    raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs an API key: set "
+                      f"{' or '.join(variables)} in the environment")
+
+
+class APIClient(Client):
+    """A provider client: subclasses implement ``_call`` (one attempt, errors translated
+    into ``clients.errors``); retries, timing and the concurrency limit live here."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.policy = RetryPolicy(max_retries=spec.max_retries)
+        self.max_concurrency = spec.concurrency
+        self._slots = threading.BoundedSemaphore(spec.concurrency)
+
+    def complete(self, request: Request) -> Completion:
+        with self._slots:
+            start = time.perf_counter()
+            completion, retries = call_with_retries(lambda: self._call(request), self.policy)
+            latency = time.perf_counter() - start
+        return replace(completion, latency_s=latency, retries=retries)
+
+    @abstractmethod
+    def _call(self, request: Request) -> Completion:
+        """One attempt; raise FatalModelError, TransientModelError or RateLimitError."""

@@ -1,0 +1,215 @@
+"""OpenAI's chat-completions API and the servers that speak it (vLLM, llama.cpp, ...).
+
+One client serves three backends, all through the official ``openai`` SDK:
+
+* ``openai``: api.openai.com (or ``base_url``); the key is required (OPENAI_API_KEY or
+  ``api_key_env``).
+* ``vllm``: a vLLM server at ``base_url``; a key only if ``api_key_env`` names one.
+* ``openai_compatible``: any other server at ``base_url`` (llama.cpp's, LM Studio, ...).
+
+Retries are ours (``APIClient``), so the SDK's own are switched off: two layers of
+retries would multiply the attempts and hide them from ``Completion.retries``.
+
+``constrain_actions`` forces the answer to be one of the valid actions: vLLM gets
+``guided_choice``, other compatible servers a GBNF ``grammar`` (what the llama.cpp servers,
+both the C++ ``llama-server`` and llama-cpp-python's, accept). OpenAI's API has no such
+constraint, so asking for it there is a ConfigError when the client is built: playing
+unconstrained would record results under a spec (``identity()``) that claims otherwise.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+
+from balrog_worker.clients.api import APIClient, api_key
+from balrog_worker.clients.base import Completion, Request
+from balrog_worker.clients.errors import (
+    FatalModelError,
+    ModelError,
+    RateLimitError,
+    TransientModelError,
+)
+from balrog_worker.config import ConfigError, ModelSpec
+
+OPENAI_BACKENDS = ("openai", "vllm", "openai_compatible")
+# Local servers ignore the key, but the SDK refuses to start without one.
+PLACEHOLDER_KEY = "EMPTY"
+INSTALL_HINT = "the openai, vllm and openai_compatible backends need: pip install openai"
+# Statuses worth another try besides 429 and 5xx: request timeout, conflict (the SDK's
+# own retry list).
+TRANSIENT_STATUSES = (408, 409)
+# A 429 with this code means the account is out of credit: waiting does not help.
+FATAL_RATE_LIMIT_CODES = ("insufficient_quota",)
+
+
+class OpenAIClient(APIClient):
+    """Chat completions over HTTP through the ``openai`` SDK (thread-safe: the SDK's
+    HTTP client pools connections across threads)."""
+
+    def __init__(self, spec: ModelSpec):
+        if spec.backend not in OPENAI_BACKENDS:
+            raise ConfigError(f"model {spec.name!r}: backend {spec.backend!r} is not one of "
+                              f"{', '.join(OPENAI_BACKENDS)}")
+        if not spec.model:
+            raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs `model`: the "
+                              "model id the server serves")
+        if spec.backend != "openai" and not spec.base_url:
+            # Without it the SDK would send the request to api.openai.com.
+            raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs `base_url`, "
+                              "e.g. http://127.0.0.1:8000/v1")
+        if spec.backend == "openai" and spec.constrain_actions:
+            raise ConfigError(f"model {spec.name!r}: constrain_actions is not supported by "
+                              "the openai backend (use vllm or openai_compatible)")
+        super().__init__(spec)
+        if spec.backend == "openai" or spec.api_key_env:
+            self._key = api_key(spec, ("OPENAI_API_KEY",))
+        else:
+            self._key = PLACEHOLDER_KEY
+        try:
+            import openai
+        except ImportError as error:
+            raise RuntimeError(INSTALL_HINT) from error
+        self._openai = openai
+        self._sdk = openai.OpenAI(api_key=self._key, base_url=spec.base_url,
+                                  timeout=spec.timeout_s, max_retries=0)
+        self._settings = self._fixed_arguments(spec)
+
+    @staticmethod
+    def _fixed_arguments(spec: ModelSpec) -> dict:
+        """The arguments every call shares."""
+        generation = spec.generation
+        settings: dict = {"model": spec.model, "temperature": generation.temperature}
+        # OpenAI deprecated max_tokens (its reasoning models reject it); vLLM and llama.cpp
+        # servers of every version know max_tokens.
+        limit = "max_completion_tokens" if spec.backend == "openai" else "max_tokens"
+        settings[limit] = generation.max_tokens
+        if generation.top_p is not None:
+            settings["top_p"] = generation.top_p
+        return settings
+
+    def _constraint(self, request: Request) -> dict:
+        """The request's extra body fields forcing the answer into its valid actions."""
+        if not self.spec.constrain_actions or not request.valid_actions:
+            return {}
+        if self.spec.backend == "vllm":
+            return {"guided_choice": list(request.valid_actions)}
+        return {"grammar": actions_grammar(request.valid_actions)}
+
+    def _call(self, request: Request) -> Completion:
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        extra_body = self._constraint(request)
+        try:
+            response = self._sdk.chat.completions.create(
+                messages=messages, seed=request.seed, extra_body=extra_body or None,
+                **self._settings)
+        except self._openai.APIStatusError as error:
+            raise self._status_error(error) from None
+        except self._openai.APITimeoutError:
+            raise TransientModelError(
+                f"{self._where()}: no answer within {self.spec.timeout_s:g} s") from None
+        except self._openai.APIConnectionError as error:
+            raise TransientModelError(
+                f"{self._where()}: connection failed: {self._scrub(error)}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # an unparseable body
+            raise TransientModelError(
+                f"{self._where()}: malformed response: {type(error).__name__}") from None
+        # ``from None`` throughout: the SDK's exceptions hold the HTTP request, whose
+        # headers carry the key; ours carry only a scrubbed message.
+        return self._completion(response)
+
+    def _completion(self, response) -> Completion:
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list):
+            # The SDK returns the raw text when the body is not JSON at all.
+            raise TransientModelError(f"{self._where()}: malformed response (no choices)")
+        if not choices:
+            raise TransientModelError(f"{self._where()}: empty response (no choices)")
+        message = getattr(choices[0], "message", None)
+        text = getattr(message, "content", None) or ""
+        usage = getattr(response, "usage", None)
+        prompt_details = getattr(usage, "prompt_tokens_details", None)
+        output_details = getattr(usage, "completion_tokens_details", None)
+        return Completion(
+            text=text,
+            input_tokens=_int(getattr(usage, "prompt_tokens", 0)),
+            output_tokens=_int(getattr(usage, "completion_tokens", 0)),
+            cached_input_tokens=_int(getattr(prompt_details, "cached_tokens", 0)),
+            reasoning_tokens=_int(getattr(output_details, "reasoning_tokens", 0)),
+        )
+
+    def _status_error(self, error) -> ModelError:
+        """The SDK's HTTP error as ours: 429 (but out of quota), 408, 409 and 5xx are worth
+        retrying; every other status (400 bad request or prompt too long, 401, 403, 404,
+        422) is not."""
+        status = error.status_code
+        detail = _error_detail(error)
+        message = f"{self._where()}: HTTP {status}: {self._scrub(detail['message'])}"
+        if status == 429 and detail["code"] not in FATAL_RATE_LIMIT_CODES:
+            return RateLimitError(message, status=status,
+                                  retry_after=retry_after(error.response.headers))
+        if status >= 500 or status in TRANSIENT_STATUSES:
+            return TransientModelError(message, status=status)
+        return FatalModelError(message, status=status)
+
+    def _where(self) -> str:
+        return f"model {self.spec.name!r} ({self.spec.backend})"
+
+    def _scrub(self, text: object) -> str:
+        """``text`` without the key, even one in a variable ``errors.redact`` does not know
+        (a server may echo the key it refused)."""
+        text = str(text)
+        if self._key != PLACEHOLDER_KEY and len(self._key) >= 4:
+            text = text.replace(self._key, "***")
+        return text
+
+    def close(self) -> None:
+        self._sdk.close()
+
+
+def actions_grammar(actions: tuple[str, ...] | list[str]) -> str:
+    """A GBNF grammar whose only sentences are ``actions``: ``root ::= "a" | "b"``."""
+    return "root ::= " + " | ".join(_gbnf_literal(action) for action in actions)
+
+
+def _gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (JSON's escapes for quote, backslash and control
+    characters are also GBNF's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def retry_after(headers) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms`` (OpenAI's), then
+    ``Retry-After`` in seconds or as an HTTP date; None when absent or unreadable."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) / scale, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(when.timestamp() - time.time(), 0.0)
+    return None
+
+
+def _error_detail(error) -> dict:
+    """``message`` and ``code`` from an OpenAI-format error body, whatever its shape."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]  # some servers nest it, the SDK usually unwraps it
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("detail") or getattr(error, "message", "")
+        return {"message": str(message), "code": body.get("code")}
+    return {"message": str(getattr(error, "message", "") or error), "code": None}
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) else 0

@@ -1,0 +1,102 @@
+"""Stub model servers on 127.0.0.1 that speak each provider's wire format.
+
+A ``StubServer`` answers every POST with the next behaviour of its script (then "ok"
+forever): a normal completion, a 429 with Retry-After, a 500, a hang past the client's
+timeout, a dropped connection, a malformed body, or an empty completion. It records
+every request (path, headers, JSON body) so tests can assert what the SDK sent.
+Providers differ only in ``ok_body`` and ``error_body`` (see the modules beside this).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BEHAVIOURS = ("ok", "429", "500", "hang", "drop", "malformed", "empty", "400", "401")
+
+
+class StubServer:
+    def __init__(self, ok_body: Callable[[dict, str, str], dict],
+                 error_body: Callable[[int, str], dict], *, answer: str = "go forward",
+                 script: list[str] | None = None, hang_s: float = 5.0,
+                 answer_fn: Callable[[dict], str] | None = None):
+        self.ok_body, self.error_body = ok_body, error_body
+        self.answer, self.answer_fn = answer, answer_fn
+        self.script = list(script or [])
+        self.hang_s = hang_s
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> StubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def next_behaviour(self) -> str:
+        with self._lock:
+            return self.script.pop(0) if self.script else "ok"
+
+    def _handler(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {"_raw": raw.decode("latin-1")}
+                with stub._lock:
+                    stub.requests.append({"path": self.path, "headers": dict(self.headers),
+                                          "body": body})
+                behaviour = stub.next_behaviour()
+                if behaviour == "hang":
+                    time.sleep(stub.hang_s)
+                    behaviour = "ok"  # if the client is still there, answer late
+                if behaviour == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if behaviour == "malformed":
+                    self._send(200, b'{"choices": [ this is not json')
+                    return
+                if behaviour in ("429", "500", "400", "401"):
+                    status = int(behaviour)
+                    headers = {"Retry-After": "0"} if status == 429 else None
+                    message = {429: "rate limited", 500: "internal error", 400: "bad request",
+                               401: "invalid api key"}[status]
+                    self._send(status, json.dumps(stub.error_body(status, message)).encode(),
+                               headers)
+                    return
+                text = "" if behaviour == "empty" else (
+                    stub.answer_fn(body) if stub.answer_fn else stub.answer)
+                self._send(200, json.dumps(stub.ok_body(body, text, self.path)).encode())
+
+        return Handler
