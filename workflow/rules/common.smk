@@ -48,5 +48,18 @@ def cell_threads(wildcards):
     return model.threads or LOCAL_MODEL_THREADS
 
 
+def api_calls(provider):
+    """A resource function: the calls this cell keeps in flight at ``provider`` (its
+    model's concurrency), 0 for cells of other backends. Profiles cap each provider's
+    total across parallel jobs (workflow/profiles/*/config.yaml)."""
+
+    def calls(wildcards):
+        model = PARAMS.model(CELLS[wildcards.cell].model)
+        backend = "openai" if model.backend == "openai_compatible" else model.backend
+        return model.concurrency if backend == provider else 0
+
+    return calls
+
+
 def cell_summaries(wildcards):
     return [f"{RESULTS}/{slug}/summary.json" for slug in CELLS]

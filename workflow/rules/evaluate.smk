@@ -26,6 +26,11 @@ rule evaluate:
     log:
         "logs/evaluate/{cell}.log",
     threads: cell_threads
+    resources:
+        openai_calls=api_calls("openai"),
+        vllm_calls=api_calls("vllm"),
+        anthropic_calls=api_calls("anthropic"),
+        gemini_calls=api_calls("gemini"),
     conda:
         "../envs/balrog-worker.yaml"
     shell:
