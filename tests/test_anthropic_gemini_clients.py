@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import anthropic
+import httpx2
 import pytest
+from google.genai import errors as genai_errors
 
 from balrog_worker.clients import anthropic_client, gemini_client
 from balrog_worker.clients.anthropic_client import AnthropicClient
@@ -70,6 +73,20 @@ GEMINI = Provider("gemini", GeminiClient, gemini_server, "GOOGLE_API_KEY", "gemi
 PROVIDERS = pytest.mark.parametrize("provider", [ANTHROPIC, GEMINI], ids=lambda p: p.backend)
 
 
+def sent_key(provider: Provider, sent: dict) -> str | None:
+    """The key as the SDK put it on the wire. google-genai uses ``x-goog-api-key``;
+    anthropic 2.x sends ``Authorization: Bearer`` (older releases used ``x-api-key``,
+    which the API still takes). Never in the URL."""
+    headers = {name.lower(): value for name, value in sent["headers"].items()}
+    assert "key=" not in sent["path"]
+    if provider is GEMINI:
+        return headers.get("x-goog-api-key")
+    if "x-api-key" in headers:
+        return headers["x-api-key"]
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token if scheme == "Bearer" else None
+
+
 @pytest.fixture(autouse=True)
 def keys(monkeypatch):
     """Only the fake key of the test is in the environment, never a real one."""
@@ -98,7 +115,7 @@ def test_anthropic_request_and_usage():
     [sent] = stub.requests
     assert sent["path"] == "/v1/messages"
     headers = {name.lower(): value for name, value in sent["headers"].items()}
-    assert headers["x-api-key"] == KEY
+    assert sent_key(ANTHROPIC, sent) == KEY
     assert headers["anthropic-version"]
     assert "x-stainless-retry-count" not in headers or headers["x-stainless-retry-count"] == "0"
     body = sent["body"]
@@ -125,9 +142,8 @@ def test_gemini_request_and_usage():
     assert completion.retries == 0
 
     [sent] = stub.requests
-    assert sent["path"] == "/v1beta/models/gemini-test-1:generateContent"  # no ?key=
-    headers = {name.lower(): value for name, value in sent["headers"].items()}
-    assert headers["x-goog-api-key"] == KEY
+    assert sent["path"] == "/v1/models/gemini-test-1:generateContent"  # no ?key=
+    assert sent_key(GEMINI, sent) == KEY
     body = sent["body"]
     assert body["systemInstruction"]["parts"] == [
         {"text": "You are playing a game. Answer with one action."}]
@@ -139,6 +155,16 @@ def test_gemini_request_and_usage():
     config = body["generationConfig"]
     assert config["temperature"] == 0.3 and config["maxOutputTokens"] == 64
     assert config["seed"] == 1234 and "topP" not in config
+
+
+def test_anthropic_default_sampling_is_left_to_the_api():
+    """SDK 1.x takes no temperature; recent models reject any but the default. A spec at
+    the defaults sends neither field, so it is valid for every model."""
+    with ANTHROPIC.server() as stub:
+        ANTHROPIC.client(stub.url, generation=Generation(max_tokens=16)).complete(REQUEST)
+    body = stub.requests[0]["body"]
+    assert "temperature" not in body and "top_p" not in body
+    assert body["max_tokens"] == 16
 
 
 @PROVIDERS
@@ -168,9 +194,7 @@ def test_custom_key_variable(provider, monkeypatch):
     monkeypatch.setenv("BALROG_TEST_KEY", "other-key-987654")
     with provider.server() as stub:
         provider.client(stub.url, api_key_env="BALROG_TEST_KEY").complete(REQUEST)
-    headers = {name.lower(): value for name, value in stub.requests[0]["headers"].items()}
-    header = "x-api-key" if provider is ANTHROPIC else "x-goog-api-key"
-    assert headers[header] == "other-key-987654"
+    assert sent_key(provider, stub.requests[0]) == "other-key-987654"
 
 
 def test_gemini_key_from_gemini_api_key(monkeypatch):
@@ -178,8 +202,7 @@ def test_gemini_key_from_gemini_api_key(monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "gemini-key-555555")
     with GEMINI.server() as stub:
         GEMINI.client(stub.url).complete(REQUEST)
-    headers = {name.lower(): value for name, value in stub.requests[0]["headers"].items()}
-    assert headers["x-goog-api-key"] == "gemini-key-555555"
+    assert sent_key(GEMINI, stub.requests[0]) == "gemini-key-555555"
 
 
 # --- failures that are retried ----------------------------------------------------------
@@ -312,6 +335,22 @@ def test_key_never_appears_in_an_error(provider, behaviour):
     for text in (str(error), repr(error), str(getattr(error, "last", ""))):
         assert KEY not in text
     assert "***" in str(error)  # the echoed key was there, and was redacted
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (403, FatalModelError), (404, FatalModelError), (408, TransientModelError),
+    (503, TransientModelError), (529, TransientModelError)])
+def test_status_classification(status, expected):
+    """Statuses the stub has no behaviour for (529 is Anthropic's "overloaded")."""
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/messages")
+    response = httpx2.Response(status, request=request)
+    body = anthropic_server.error_body(status, "nope")
+    error = anthropic_client.translate(anthropic.APIStatusError("nope", response=response,
+                                                                body=body))
+    assert type(error) is expected and error.status == status
+    error = gemini_client.translate(genai_errors.APIError(status,
+                                                          gemini_server.error_body(status, "no")))
+    assert type(error) is expected and error.status == status
 
 
 # --- Retry-After parsing ----------------------------------------------------------------

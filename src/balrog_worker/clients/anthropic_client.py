@@ -11,6 +11,7 @@ Not supported here:
   asking for it is rejected with ConfigError at construction rather than silently run
   unconstrained under a recorded ``constrain_actions: true``.
 * ``seed``: the API takes none; answers at temperature > 0 are not reproducible.
+* Sampling settings on recent models: see ``sampling``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from balrog_worker.clients.errors import (
     RateLimitError,
     TransientModelError,
 )
-from balrog_worker.config import ConfigError, ModelSpec
+from balrog_worker.config import ConfigError, Generation, ModelSpec
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY",)
 
@@ -57,6 +58,24 @@ def to_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict]]:
         else:
             turns.append({"role": message.role, "content": message.content})
     return "\n\n".join(system), turns
+
+
+def sampling(generation: Generation) -> dict:
+    """Temperature and top_p, sent through ``extra_body``.
+
+    SDK 1.0 dropped them from ``messages.create``'s signature (the API deprecated them:
+    models after Claude Opus 4.6 answer 400 to any value but the default), yet older
+    models still take them. So they go in the body as is, and only when they differ
+    from the API's default (temperature 1.0, top_p unset), which keeps a spec at the
+    defaults valid for every model. A non-default value on a model that rejects it is
+    a 400: fatal, with the API's own message, rather than silently ignored.
+    """
+    body: dict = {}
+    if generation.temperature != 1.0:
+        body["temperature"] = generation.temperature
+    if generation.top_p is not None:
+        body["top_p"] = generation.top_p
+    return body
 
 
 def parse_retry_after(headers) -> float | None:
@@ -141,14 +160,11 @@ class AnthropicClient(APIClient):
             raise FatalModelError("anthropic: a request needs at least one user turn")
         generation = self.spec.generation
         params: dict = {"model": self.spec.model, "messages": turns,
-                        "max_tokens": generation.max_tokens,
-                        "temperature": generation.temperature}
+                        "max_tokens": generation.max_tokens}
         if system:
             params["system"] = system
-        if generation.top_p is not None:
-            params["top_p"] = generation.top_p
         try:
-            response = self._sdk.messages.create(**params)
+            response = self._sdk.messages.create(**params, extra_body=sampling(generation))
         except anthropic.AnthropicError as error:
             raise translate(error) from error
         except ValueError as error:  # a body that is not JSON at all
