@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # llama-cpp-python compiles llama.cpp from source: 4 to 12 minutes on 2 cores, once.
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local,pipeline]"
+	$(BIN)/pip install --quiet -e ".[local,pipeline,api]"
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python

@@ -10,6 +10,7 @@ Providers differ only in ``ok_body`` and ``error_body`` (see the modules beside 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +32,9 @@ class StubServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        self._server.handle_error = self._quiet_handle_error(self._server.handle_error)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
+                                        kwargs={"poll_interval": 0.02})
 
     @property
     def url(self) -> str:
@@ -46,6 +48,17 @@ class StubServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    @staticmethod
+    def _quiet_handle_error(default):
+        """Stay quiet when a client gave up on a hung answer (the point of "hang");
+        report anything else as usual."""
+
+        def handle_error(request, client_address):
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                default(request, client_address)
+
+        return handle_error
 
     def next_behaviour(self) -> str:
         with self._lock:

@@ -9,8 +9,6 @@ tokens, reasoning tokens) the client reports.
 from __future__ import annotations
 
 import json
-import sys
-import threading
 from collections.abc import Callable
 
 from tests.stubs import StubServer
@@ -77,19 +75,4 @@ def openai_stub(*, errors: Callable[[int, str], dict] = error_body,
                 **kwargs) -> StubServer:
     """A StubServer speaking OpenAI's format; ``errors`` replaces ``error_body`` (to play
     a server with unusual errors), ``kwargs`` as for ``StubServer``."""
-    stub = StubServer(ok_body, errors, **kwargs)
-    # serve_forever checks for shutdown every 0.5 s by default, so leaving each stub would
-    # cost up to half a second; polling faster keeps a test of many stubs quick.
-    stub._thread = threading.Thread(target=stub._server.serve_forever,
-                                    kwargs={"poll_interval": 0.02}, daemon=True)
-    server = stub._server
-    default_handle_error = server.handle_error
-
-    def handle_error(request, client_address):
-        """Stay quiet when a client gave up on a hung answer (that is the point of
-        "hang"); report anything else as usual."""
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            default_handle_error(request, client_address)
-
-    server.handle_error = handle_error
-    return stub
+    return StubServer(ok_body, errors, **kwargs)
