@@ -155,7 +155,10 @@ def cmd_run(args) -> int:
     from balrog_worker.evaluator import run_cell
     from balrog_worker.telemetry import RecordStream
 
+    from balrog_worker.clients import preflight
+
     config = _config_from_file(args) if args.config else _config_from_flags(args)
+    preflight(config.model)
     stream = RecordStream.take_stdout() if args.emit_jsonl else None
     report = run_cell(config, args.out, stream=stream)
     aggregate = report.summary["aggregate"]

@@ -8,7 +8,7 @@ from balrog_worker.clients.base import Client, Completion, Message, Request
 from balrog_worker.config import ConfigError, ModelSpec
 
 __all__ = ["API_BACKENDS", "BACKENDS", "Client", "Completion", "Message", "Request",
-           "make_client"]
+           "make_client", "preflight"]
 
 # backend -> (module:class, the pip requirement that provides its SDK)
 API_BACKENDS = {
@@ -34,6 +34,35 @@ def make_client(spec: ModelSpec, cache_mode: str = "on") -> Client:
     return CachedClient(client, spec.identity(), ResponseCache(), cache_mode)
 
 
+def preflight(spec: ModelSpec) -> None:
+    """Fail now, before anything is written, if ``spec``'s backend cannot work here: its
+    SDK is missing or its key is not set."""
+    if spec.backend not in API_BACKENDS:
+        return
+    _client_class(spec)
+    if spec.api_key_env or spec.backend in KEY_VARIABLES:
+        from balrog_worker.clients.api import api_key
+
+        api_key(spec, KEY_VARIABLES.get(spec.backend, ()))
+
+
+# The key variables of each backend (a spec's api_key_env replaces them); the local
+# servers of vllm and openai_compatible need none.
+KEY_VARIABLES = {"openai": ("OPENAI_API_KEY",), "anthropic": ("ANTHROPIC_API_KEY",),
+                 "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
+
+
+def _client_class(spec: ModelSpec) -> type[Client]:
+    target, requirement = API_BACKENDS[spec.backend]
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"model {spec.name!r}: the {spec.backend} backend needs "
+                          f"{requirement}: pip install {requirement} ({error})") from None
+    return getattr(module, attr)
+
+
 def _backend(spec: ModelSpec) -> Client:
     if spec.backend == "random":
         from balrog_worker.clients.baselines import RandomClient
@@ -56,12 +85,5 @@ def _backend(spec: ModelSpec) -> Client:
             top_p=spec.generation.top_p,
         )
     if spec.backend in API_BACKENDS:
-        target, requirement = API_BACKENDS[spec.backend]
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ConfigError(f"model {spec.name!r}: the {spec.backend} backend needs "
-                              f"{requirement}: pip install {requirement} ({error})") from None
-        return getattr(module, attr)(spec)
+        return _client_class(spec)(spec)
     raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
