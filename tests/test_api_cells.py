@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.stubs import StubServer
-from tests.stubs import anthropic_server, gemini_server, openai_server
+from tests.stubs import StubServer, anthropic_server, gemini_server, openai_server
 
 from .conftest import run_cli
 

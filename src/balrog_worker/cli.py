@@ -152,10 +152,9 @@ def _params_for_run(path: Path | None):
 
 
 def cmd_run(args) -> int:
+    from balrog_worker.clients import preflight
     from balrog_worker.evaluator import run_cell
     from balrog_worker.telemetry import RecordStream
-
-    from balrog_worker.clients import preflight
 
     config = _config_from_file(args) if args.config else _config_from_flags(args)
     preflight(config.model)
