@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 class Message:
     role: str  # "system", "user" or "assistant"
     content: str
+    # PNG-encoded frames shown with this message (vision agents), oldest first.
+    images: tuple[bytes, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
