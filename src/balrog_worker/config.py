@@ -80,6 +80,10 @@ class AgentSpec:
     name: str
     type: str
     max_text_history: int = 16
+    max_cot_history: int = 1  # past answers replayed whole, with their reasoning
+    max_image_history: int = 0  # observations shown with their image (0: text only)
+    max_icl_history: int = 16  # few_shot: demonstration steps
+    demonstrations: str = "results/runs"  # few_shot: where recorded episodes are
     invalid_feedback: bool = True
 
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from balrog_worker import envs
 from balrog_worker.agents import AGENTS
@@ -130,13 +130,17 @@ class CellRun:
     def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
         config = self.config
         observation = game.reset(seed)
-        agent = AGENTS[config.agent.type](config.agent, self.client, game.instructions())
+        agent = AGENTS[config.agent.type](config.agent, self.client, game.instructions(),
+                                          env_task=(config.cell.env, config.cell.task))
+        vision = config.agent.max_image_history > 0
         note = ""
         totals = {"episode_return": 0.0, "invalid_actions": 0, **empty_usage()}
         terminated = truncated = False
         step = 0
         while not (terminated or truncated) and step != config.max_steps:
             self.check_stop()
+            if vision:
+                observation = replace(observation, image=game.frame())
             decision = agent.act(observation, tuple(game.actions),
                                  derive_seed(seed, step, PLAYER), note, oracle=game.oracle_action)
             valid = game.is_valid(decision.candidate)

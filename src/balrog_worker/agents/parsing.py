@@ -28,3 +28,23 @@ def match_action(answer: str, valid_actions: list[str] | tuple[str, ...]) -> str
         return by_normal[whole]
     first_line = next((line for line in answer.splitlines() if line.strip()), "")
     return by_normal.get(normalise(first_line), whole)
+
+
+TAGGED_ACTION = re.compile(r"<\|ACTION\|>(.*?)<\|END\|>", re.DOTALL | re.IGNORECASE)
+_LABELLED = re.compile(r"^\W*(?P<label>ACTION|PLAN)\W*:\s*(?P<value>.*)$",
+                       re.IGNORECASE | re.MULTILINE)
+
+
+def tagged_action(answer: str) -> str | None:
+    """The text of the last <|ACTION|>...<|END|> span, if any."""
+    spans = TAGGED_ACTION.findall(answer)
+    return spans[-1] if spans else None
+
+
+def labelled(answer: str, label: str) -> tuple[str | None, int]:
+    """The value after the last 'LABEL:' line and where that line starts (-1 if none)."""
+    found = [m for m in _LABELLED.finditer(answer) if m["label"].upper() == label]
+    if not found:
+        return None, -1
+    last = found[-1]
+    return last["value"], last.start()

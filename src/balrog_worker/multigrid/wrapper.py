@@ -99,7 +99,8 @@ class Match:
                 prompt = system_prompt(game_facts(env, self.task, i), level,
                                        roles[i] if roles else None, mates)
                 agents[i] = AGENTS[config.agent.type](config.agent, self.run.client, prompt,
-                                                      player=f"agent_{i}")
+                                                      player=f"agent_{i}",
+                                                      env_task=(cell.env, cell.task))
             tracker = (SoccerTracker if self.task == "soccer" else CollectTracker)(
                 env, focal, roles)
             opponent_rng = random.Random(derive_seed("opponents", seed))
