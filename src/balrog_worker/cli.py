@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"params file defining models and agents (default: ./{DEFAULT_PARAMS} "
                           "if present)")
     run.add_argument("--config", type=Path,
-                     help="a resolved cell config (JSON, as in summary.json) instead of the "
-                          "flags below")
+                     help="a cell config instead of the flags below: MOSAIC's JSON (worker, "
+                          "model, backend, environment, num_episodes, ...) or a resolved one "
+                          "(the cell.json Snakemake writes)")
     run.add_argument("--env", help="env family, or env/task")
     run.add_argument("--task", help="task id (see `balrog-worker envs`)")
     run.add_argument("--model",
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--emit-jsonl", action="store_true",
                      help="also stream every record to stdout as one JSON line")
     run.set_defaults(handler=cmd_run)
+
+    serve = sub.add_parser("serve", help="drive one game with JSON commands on stdin "
+                                         "(init, reset, step, select_action, ping, stop)")
+    serve.set_defaults(handler=cmd_serve)
 
     aggregate = sub.add_parser("aggregate", help="leaderboard tables and metrics from results")
     aggregate.add_argument("results", type=Path, help="directory holding cell directories")
@@ -191,7 +196,10 @@ def _config_from_file(args):
         raise UsageError(f"config file not found: {args.config}") from None
     except ValueError as error:
         raise UsageError(f"{args.config}: not valid JSON ({error})") from None
-    config = cell_config_from_dict(data, source=str(args.config))
+    from balrog_worker.worker_config import is_mosaic_config, mosaic_cell_config
+
+    read = mosaic_cell_config if is_mosaic_config(data) else cell_config_from_dict
+    config = read(data, source=str(args.config))
     overrides = {"episodes": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
                  "parallel_episodes": args.parallel, "cache": args.cache,
                  "budget_usd": args.budget_usd}
@@ -227,6 +235,14 @@ def _config_from_flags(args):
                               seed=args.seed, parallel_episodes=args.parallel,
                               opponent=args.opponent, cache=args.cache,
                               budget_usd=args.budget_usd)
+
+
+def cmd_serve(args) -> int:
+    from balrog_worker.serve import serve
+    from balrog_worker.telemetry import RecordStream
+
+    stream = RecordStream.take_stdout()  # stdout carries the answers only
+    return serve(sys.stdin, stream.out)
 
 
 def cmd_aggregate(args) -> int:

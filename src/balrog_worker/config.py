@@ -120,6 +120,7 @@ class CellConfig:
     opponent: str = "scripted"
     cache: str = "on"  # the response cache: on, off, or refresh
     budget_usd: float | None = None  # stop starting episodes once the cell spent this
+    role: str | None = None  # multi-agent, level 3: the first focal player's role
 
     def __post_init__(self):
         multi_agent = envs.FAMILIES[self.cell.env].multi_agent
@@ -130,6 +131,14 @@ class CellConfig:
         if not multi_agent and axes != (None, None):
             raise ConfigError(f"coordination levels and observation modes apply to "
                               f"multi-agent envs only, not {self.cell.env!r}")
+        if self.role is not None:
+            from balrog_worker.multigrid.prompts import roles_of
+
+            if not multi_agent or self.cell.coordination_level != 3:
+                raise ConfigError("a role applies to multi-agent envs at coordination level 3")
+            if self.role not in roles_of(self.cell.task):
+                raise ConfigError(f"role {self.role!r} is not a role of {self.cell.task} "
+                                  f"({', '.join(roles_of(self.cell.task))})")
         if self.opponent not in OPPONENTS:
             raise ConfigError(f"unknown opponent {self.opponent!r}; choose from "
                               f"{', '.join(OPPONENTS)}")
@@ -159,13 +168,14 @@ class CellConfig:
             "opponent": self.opponent,
             "cache": self.cache,
             "budget_usd": self.budget_usd,
+            "role": self.role,
         }
 
     def trajectory_keys(self) -> dict:
         """The settings that decide what an episode plays; records made under other
         settings must not be mixed with these (episode count and concurrency may vary)."""
         public = self.public()
-        keys = ("run_id", "cell", "agent", "max_steps", "seed", "opponent")
+        keys = ("run_id", "cell", "agent", "max_steps", "seed", "opponent", "role")
         return {"model": self.model.identity(), **{k: public[k] for k in keys}}
 
 
@@ -336,6 +346,7 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         opponent=data.get("opponent", "scripted"),
         cache=data.get("cache", "on"),
         budget_usd=data.get("budget_usd"),
+        role=data.get("role"),
     )
     if "run_id" in data and data["run_id"] != config.run_id:
         raise ConfigError(f"{source}: run_id {data['run_id']!r} does not match its cell "
@@ -383,6 +394,7 @@ CELL_SCHEMA = {
         "opponent": {"enum": list(OPPONENTS)},
         "cache": {"enum": ["on", "off", "refresh"]},
         "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "role": {"enum": [None, "forward", "defender", "west", "centre", "east"]},
     },
 }
 

@@ -14,7 +14,7 @@ from typing import TextIO
 
 class RecordStream:
     def __init__(self, out: TextIO):
-        self._out = out
+        self.out = out
         self._lock = threading.Lock()
 
     @classmethod
@@ -27,5 +27,5 @@ class RecordStream:
     def emit(self, kind: str, record: dict) -> None:
         line = json.dumps({"type": kind, **record}, ensure_ascii=False)
         with self._lock:
-            self._out.write(line + "\n")
-            self._out.flush()
+            self.out.write(line + "\n")
+            self.out.flush()

@@ -37,11 +37,19 @@ SOCCER_ROLES = ("forward", "defender")
 COLLECT_ZONES = ("west", "centre", "east")
 
 
-def default_role(game: str, team_position: int) -> str:
-    """The role of the n-th agent of a team at level 3 (forward first, then defender;
-    Collect splits the field into vertical zones)."""
-    roles = SOCCER_ROLES if game == "soccer" else COLLECT_ZONES
-    return roles[team_position % len(roles)]
+def roles_of(game: str) -> tuple[str, ...]:
+    return SOCCER_ROLES if game == "soccer" else COLLECT_ZONES
+
+
+def assign_roles(game: str, players: list[int], first: str | None = None) -> dict[int, str]:
+    """Level 3 roles: forward then defender in Soccer, the west, centre and east zones in
+    Collect; ``first`` (MOSAIC's ``role``) gives the first player its role, the others
+    take the remaining ones in order."""
+    roles = list(roles_of(game))
+    if first is not None:
+        roles.remove(first)
+        roles.insert(0, first)
+    return {player: roles[k % len(roles)] for k, player in enumerate(players)}
 
 
 ACTIONS_TEXT = (

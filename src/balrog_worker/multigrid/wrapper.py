@@ -21,7 +21,7 @@ from balrog_worker.evaluator import empty_usage
 from balrog_worker.multigrid import observations
 from balrog_worker.multigrid.metrics import CollectTracker, SoccerTracker
 from balrog_worker.multigrid.policies import SCRIPTED, goal_cells, random_policy
-from balrog_worker.multigrid.prompts import GameFacts, default_role, system_prompt
+from balrog_worker.multigrid.prompts import GameFacts, assign_roles, system_prompt
 from balrog_worker.seeding import derive_seed
 
 GAMES = {
@@ -91,8 +91,7 @@ class Match:
             focal = ([a.index for a in env.agents if a.team_index == team]
                      if self.task == "soccer" else [a.index for a in env.agents])
             level = cell.coordination_level
-            roles = ({i: default_role(self.task, k) for k, i in enumerate(focal)}
-                     if level == 3 else None)
+            roles = assign_roles(self.task, focal, config.role) if level == 3 else None
             agents = {}
             for i in focal:
                 mates = {f"agent {j}": roles[j] for j in focal if j != i} if roles else None
