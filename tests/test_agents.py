@@ -95,3 +95,15 @@ def test_history_windows_hold_exactly_the_configured_turns(tmp_path, monkeypatch
     # While the window fills, each prompt starts with the previous one's system prompt and
     # first observation (the prefix a provider cache can reuse).
     assert requests[2]["messages"][:2] == requests[1]["messages"][:2]
+
+
+def test_a_vision_agent_sends_exactly_its_image_window(tmp_path, monkeypatch, demos):
+    _, _, requests = run_agent(tmp_path, monkeypatch, "naive", GOOD["naive"], demos,
+                               max_text_history=3, max_image_history=2, steps=4)
+    for number, body in enumerate(requests):
+        per_message = [sum(part.get("type") == "image_url" for part in m["content"])
+                       if isinstance(m["content"], list) else 0 for m in body["messages"]]
+        assert sum(per_message) == min(number + 1, 2)
+        assert per_message[-1] == 1  # the current observation always carries its frame
+        if number:
+            assert per_message[-3] == 1  # and the newest past one, nothing older

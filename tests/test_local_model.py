@@ -70,3 +70,18 @@ def test_a_real_episode_with_the_local_model(qwen, tmp_path):
     run_cell(config, tmp_path / "b", client=qwen)
     again, _ = read_jsonl(tmp_path / "b" / "steps.jsonl")
     assert [s["completion"] for s in again] == [s["completion"] for s in steps]
+
+
+def test_constrained_decoding_keeps_the_answer_inside_the_valid_actions():
+    from dataclasses import replace
+
+    from balrog_worker.clients.base import Message, Request
+
+    client = make_client(replace(QWEN, constrain_actions=True), cache_mode="off")
+    try:
+        actions = ("turn left", "turn right", "go forward")
+        request = Request((Message("user", "Tell me a story about a dragon."),), actions, 7)
+        answer = client.complete(request).text
+    finally:
+        client.close()
+    assert answer in actions

@@ -83,6 +83,7 @@ def _backend(spec: ModelSpec) -> Client:
             temperature=spec.generation.temperature,
             max_tokens=spec.generation.max_tokens,
             top_p=spec.generation.top_p,
+            constrain_actions=spec.constrain_actions,
         )
     if spec.backend in API_BACKENDS:
         return _client_class(spec)(spec)

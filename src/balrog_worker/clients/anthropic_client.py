@@ -12,6 +12,11 @@ Not supported here:
   unconstrained under a recorded ``constrain_actions: true``.
 * ``seed``: the API takes none; answers at temperature > 0 are not reproducible.
 * Sampling settings on recent models: see ``sampling``.
+
+Images (``Message.images``) go as base64 ``image`` content blocks (media type
+``image/png``), before the message's text block, the order Anthropic's vision guide
+recommends; a turn without images keeps its plain string content, so text-only requests
+are sent exactly as before.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from balrog_worker.clients.errors import (
     RateLimitError,
     TransientModelError,
 )
+from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
 from balrog_worker.config import ConfigError, Generation, ModelSpec
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY",)
@@ -43,21 +49,54 @@ def to_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict]]:
 
     The API takes the system prompt as a separate parameter and rejects two turns of one
     role in a row, so every system message (wherever it stands) joins the system prompt,
-    and consecutive turns of one role are merged, blank line between.
+    and consecutive turns of one role are merged, blank line between (block after block
+    once either carries images).
     """
     system: list[str] = []
     turns: list[dict] = []
     for message in messages:
+        if message.role not in ("system", "user", "assistant"):
+            raise FatalModelError(f"unknown message role {message.role!r}")
+        if message.images and message.role != "user":
+            raise FatalModelError(f"anthropic: images can only be sent with user messages, "
+                                  f"not {message.role!r} ones")
         if message.role == "system":
             system.append(message.content)
             continue
-        if message.role not in ("user", "assistant"):
-            raise FatalModelError(f"unknown message role {message.role!r}")
         if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"] += "\n\n" + message.content
+            turns[-1]["content"] = _merge(turns[-1]["content"], message)
         else:
-            turns.append({"role": message.role, "content": message.content})
+            turns.append({"role": message.role, "content": _content(message)})
     return "\n\n".join(system), turns
+
+
+def _content(message: Message) -> str | list[dict]:
+    """A message's content: its text as is, or (with images) image blocks, oldest first,
+    then a text block (left out when the text is empty: the API refuses empty ones)."""
+    if not message.images:
+        return message.content
+    blocks = [{"type": "image",
+               "source": {"type": "base64", "media_type": PNG_MEDIA_TYPE,
+                          "data": png_base64(image, "anthropic")}}
+              for image in message.images]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
+def _merge(content: str | list[dict], message: Message) -> str | list[dict]:
+    """A turn's content with the next message of its role appended: text joined by a
+    blank line while neither has images, else the blocks of both in order."""
+    if isinstance(content, str) and not message.images:
+        return content + "\n\n" + message.content
+    return _as_blocks(content) + _as_blocks(_content(message))
+
+
+def _as_blocks(content: str | list[dict]) -> list[dict]:
+    """Content as a list of blocks (no block for empty text)."""
+    if isinstance(content, list):
+        return content
+    return [{"type": "text", "text": content}] if content else []
 
 
 def sampling(generation: Generation) -> dict:

@@ -1,8 +1,9 @@
 """A response cache shared by every job: rerunning a finished grid calls no model.
 
 Entries are keyed by everything that decides an answer: the backend, the model and its
-generation settings, the exact messages, the request seed (derived from the episode seed,
-the step and the player) and, when answers are constrained, the valid actions. The store
+generation settings, the exact messages and the images they carry, the request seed
+(derived from the episode seed, the step and the player) and, when answers are
+constrained, the valid actions. The store
 is one SQLite file in write-ahead-log mode, which many processes (parallel Snakemake
 jobs) read and write at once; a write is a transaction, so an interrupted one leaves the
 file as it was.
@@ -59,7 +60,8 @@ class ResponseCache:
 def request_key(identity: dict, request: Request) -> str:
     payload = {
         "model": identity,
-        "messages": [[m.role, m.content] for m in request.messages],
+        "messages": [[m.role, m.content, [hashlib.sha256(i).hexdigest() for i in m.images]]
+                     for m in request.messages],
         "seed": request.seed,
         "player": request.player,
         "valid_actions": list(request.valid_actions) if identity.get("constrain_actions")

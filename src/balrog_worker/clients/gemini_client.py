@@ -9,6 +9,10 @@ Not supported here: ``constrain_actions`` (the API's JSON-schema output could re
 answer to an enum, but the agents expect free text around the action), so a spec asking
 for it is rejected with ConfigError at construction rather than silently run
 unconstrained under a recorded ``constrain_actions: true``.
+
+Images (``Message.images``) go as inline-data parts (mime type ``image/png``), before the
+message's text part, the order Google's image-understanding guide recommends; a turn
+without images is one text part as before, so text-only requests are unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from balrog_worker.clients.errors import (
     RateLimitError,
     TransientModelError,
 )
+from balrog_worker.clients.images import PNG_MEDIA_TYPE, check_png
 from balrog_worker.config import ConfigError, ModelSpec
 
 try:  # google-genai may send through httpx2 (a fork of httpx with its own exceptions)
@@ -52,20 +57,39 @@ def to_contents(messages: tuple[Message, ...]) -> tuple[str, list[types.Content]
     message joins the instruction, and consecutive turns of one role are merged (blank
     line between), since the API expects the two roles to alternate."""
     system: list[str] = []
-    turns: list[tuple[str, str]] = []
+    turns: list[tuple[str, list[Message]]] = []
     for message in messages:
+        if message.role not in ("system", "user", "assistant"):
+            raise FatalModelError(f"unknown message role {message.role!r}")
+        if message.images and message.role != "user":
+            raise FatalModelError(f"gemini: images can only be sent with user messages, "
+                                  f"not {message.role!r} ones")
         if message.role == "system":
             system.append(message.content)
             continue
-        if message.role not in ("user", "assistant"):
-            raise FatalModelError(f"unknown message role {message.role!r}")
         role = "model" if message.role == "assistant" else "user"
         if turns and turns[-1][0] == role:
-            turns[-1] = (role, turns[-1][1] + "\n\n" + message.content)
+            turns[-1][1].append(message)
         else:
-            turns.append((role, message.content))
-    contents = [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in turns]
+            turns.append((role, [message]))
+    contents = [types.Content(role=role, parts=_parts(group)) for role, group in turns]
     return "\n\n".join(system), contents
+
+
+def _parts(messages: list[Message]) -> list[types.Part]:
+    """One turn's parts: its text in one part (blank line between messages) when no
+    message has images; else, message by message, the images (oldest first) then the
+    text (no part for empty text)."""
+    if not any(message.images for message in messages):
+        return [types.Part(text="\n\n".join(message.content for message in messages))]
+    parts: list[types.Part] = []
+    for message in messages:
+        parts.extend(types.Part.from_bytes(data=check_png(image, "gemini"),
+                                           mime_type=PNG_MEDIA_TYPE)
+                     for image in message.images)
+        if message.content:
+            parts.append(types.Part(text=message.content))
+    return parts
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")

@@ -7,10 +7,20 @@ import threading
 import time
 
 from balrog_worker.clients.base import Client, Completion, Request
+from balrog_worker.clients.grammar import actions_grammar
 from balrog_worker.clients.weights import resolve_gguf
+from balrog_worker.config import ConfigError
 
 DEFAULT_THREADS = 4
 INSTALL_HINT = "the local backend needs llama.cpp: pip install 'balrog-worker[local]'"
+
+
+def refuse_images(request: Request) -> None:
+    """The embedded model reads text only: a request showing it images (a vision agent,
+    ``max_image_history`` > 0) is a configuration error, not something to drop silently."""
+    if any(message.images for message in request.messages):
+        raise ConfigError("the local backend (llama.cpp) is text-only: it cannot take "
+                          "images; set max_image_history to 0 or use an API backend")
 
 
 class LlamaCppClient(Client):
@@ -25,7 +35,7 @@ class LlamaCppClient(Client):
     max_concurrency = 1
 
     def __init__(self, model: str, *, n_ctx: int, threads: int | None, temperature: float,
-                 max_tokens: int, top_p: float | None = None):
+                 max_tokens: int, top_p: float | None = None, constrain_actions: bool = False):
         try:
             from llama_cpp import Llama
         except ImportError as error:
@@ -41,15 +51,21 @@ class LlamaCppClient(Client):
         if top_p is not None:
             self._settings["top_p"] = top_p
         self._lock = threading.Lock()
+        self.constrain_actions = constrain_actions
+        self._grammars: dict[tuple[str, ...], object] = {}
 
     def complete(self, request: Request) -> Completion:
+        refuse_images(request)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         with self._lock:
             if request.player not in self._contexts:
                 self._contexts[request.player] = self._new_context()
+            extra = {}
+            if self.constrain_actions and request.valid_actions:
+                extra["grammar"] = self._grammar(request.valid_actions)
             start = time.perf_counter()
             response = self._contexts[request.player].create_chat_completion(
-                messages=messages, seed=request.seed, **self._settings
+                messages=messages, seed=request.seed, **self._settings, **extra
             )
             latency = time.perf_counter() - start
         usage = response.get("usage") or {}
@@ -59,6 +75,15 @@ class LlamaCppClient(Client):
             output_tokens=usage.get("completion_tokens", 0),
             latency_s=latency,
         )
+
+    def _grammar(self, actions: tuple[str, ...]):
+        """The compiled grammar of an action list (compiled once per distinct list)."""
+        if actions not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[actions] = LlamaGrammar.from_string(actions_grammar(actions),
+                                                               verbose=False)
+        return self._grammars[actions]
 
     def close(self) -> None:
         for context in self._contexts.values():

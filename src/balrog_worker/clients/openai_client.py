@@ -24,13 +24,15 @@ import json
 import time
 
 from balrog_worker.clients.api import APIClient, api_key
-from balrog_worker.clients.base import Completion, Request
+from balrog_worker.clients.base import Completion, Message, Request
 from balrog_worker.clients.errors import (
     FatalModelError,
     ModelError,
     RateLimitError,
     TransientModelError,
 )
+from balrog_worker.clients.grammar import actions_grammar
+from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
 from balrog_worker.config import ConfigError, ModelSpec
 
 OPENAI_BACKENDS = ("openai", "vllm", "openai_compatible")
@@ -98,7 +100,7 @@ class OpenAIClient(APIClient):
         return {"grammar": actions_grammar(request.valid_actions)}
 
     def _call(self, request: Request) -> Completion:
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = [self._message(m) for m in request.messages]
         extra_body = self._constraint(request)
         try:
             response = self._sdk.chat.completions.create(
@@ -118,6 +120,22 @@ class OpenAIClient(APIClient):
         # ``from None`` throughout: the SDK's exceptions hold the HTTP request, whose
         # headers carry the key; ours carry only a scrubbed message.
         return self._completion(response)
+
+    def _message(self, message: Message) -> dict:
+        """One message in the API's shape: plain text, or text and image parts."""
+        if not message.images:
+            return {"role": message.role, "content": message.content}
+        if message.role != "user":
+            # The API takes image parts in user messages only.
+            raise FatalModelError(f"{self._where()}: images can only be sent with user "
+                                  f"messages, not {message.role!r} ones")
+        parts: list[dict] = []
+        if message.content:  # no empty text part: images alone are a message too
+            parts.append({"type": "text", "text": message.content})
+        for image in message.images:
+            url = f"data:{PNG_MEDIA_TYPE};base64,{png_base64(image, self._where())}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        return {"role": "user", "content": parts}
 
     def _completion(self, response) -> Completion:
         choices = getattr(response, "choices", None)
@@ -166,17 +184,6 @@ class OpenAIClient(APIClient):
 
     def close(self) -> None:
         self._sdk.close()
-
-
-def actions_grammar(actions: tuple[str, ...] | list[str]) -> str:
-    """A GBNF grammar whose only sentences are ``actions``: ``root ::= "a" | "b"``."""
-    return "root ::= " + " | ".join(_gbnf_literal(action) for action in actions)
-
-
-def _gbnf_literal(text: str) -> str:
-    """``text`` as a GBNF string literal (JSON's escapes for quote, backslash and control
-    characters are also GBNF's)."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def retry_after(headers) -> float | None:
