@@ -357,7 +357,8 @@ def test_status_classification(status, expected):
 
 
 def test_anthropic_retry_after_forms():
-    parse = anthropic_client.parse_retry_after
+    from balrog_worker.clients.retry import retry_after_seconds as parse
+
     assert parse({"retry-after": "3"}) == 3.0
     assert parse({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert parse({}) is None and parse({"retry-after": "soon"}) is None

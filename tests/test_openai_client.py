@@ -19,8 +19,9 @@ import pytest
 from balrog_worker.clients.base import Message, Request
 from balrog_worker.clients.errors import FatalModelError, ModelError, RetriesExhausted
 from balrog_worker.clients.grammar import actions_grammar
-from balrog_worker.clients.openai_client import OpenAIClient, retry_after
+from balrog_worker.clients.openai_client import OpenAIClient
 from balrog_worker.clients.retry import RetryPolicy
+from balrog_worker.clients.retry import retry_after_seconds as retry_after
 from balrog_worker.config import ConfigError, Generation, ModelSpec
 from tests.stubs.openai_server import CACHED_TOKENS, REASONING_TOKENS, openai_stub
 

@@ -21,9 +21,6 @@ are sent exactly as before.
 
 from __future__ import annotations
 
-import email.utils
-import time
-
 import anthropic
 
 from balrog_worker.clients.api import APIClient, api_key
@@ -35,6 +32,7 @@ from balrog_worker.clients.errors import (
     TransientModelError,
 )
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
+from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import ConfigError, Generation, ModelSpec
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY",)
@@ -117,31 +115,6 @@ def sampling(generation: Generation) -> dict:
     return body
 
 
-def parse_retry_after(headers) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, else ``retry-after`` in
-    seconds or as an HTTP date; None when absent or unreadable."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
 def translate(error: anthropic.AnthropicError) -> ModelError:
     """The SDK's exception as one of ours, so retry.py knows whether to try again."""
     if isinstance(error, anthropic.APITimeoutError):
@@ -154,7 +127,7 @@ def translate(error: anthropic.AnthropicError) -> ModelError:
         message = f"anthropic: HTTP {status}: {detail}"
         if status == 429:
             return RateLimitError(message, status=status,
-                                  retry_after=parse_retry_after(error.response.headers))
+                                  retry_after=retry_after_seconds(error.response.headers))
         if status >= 500 or status in RETRYABLE_STATUSES:
             return TransientModelError(message, status=status)
         if "prompt is too long" in detail.lower():

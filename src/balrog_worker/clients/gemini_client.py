@@ -17,10 +17,8 @@ without images is one text part as before, so text-only requests are unchanged.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
-import time
 
 import httpx
 from google import genai
@@ -36,6 +34,7 @@ from balrog_worker.clients.errors import (
     TransientModelError,
 )
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, check_png
+from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import ConfigError, ModelSpec
 
 try:  # google-genai may send through httpx2 (a fork of httpx with its own exceptions)
@@ -105,19 +104,7 @@ def parse_retry_after(error: genai_errors.APIError) -> float | None:
             match = _DURATION.match(str(detail.get("retryDelay", "")))
             if match:
                 return float(match.group(1))
-    headers = getattr(error.response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return retry_after_seconds(getattr(error.response, "headers", None))
 
 
 def translate(error: genai_errors.APIError) -> ModelError:

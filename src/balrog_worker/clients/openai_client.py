@@ -19,9 +19,7 @@ unconstrained would record results under a spec (``identity()``) that claims oth
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 
 from balrog_worker.clients.api import APIClient, api_key
 from balrog_worker.clients.base import Completion, Message, Request
@@ -33,6 +31,7 @@ from balrog_worker.clients.errors import (
 )
 from balrog_worker.clients.grammar import actions_grammar
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
+from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import ConfigError, ModelSpec
 
 OPENAI_BACKENDS = ("openai", "vllm", "openai_compatible")
@@ -166,7 +165,7 @@ class OpenAIClient(APIClient):
         message = f"{self._where()}: HTTP {status}: {self._scrub(detail['message'])}"
         if status == 429 and detail["code"] not in FATAL_RATE_LIMIT_CODES:
             return RateLimitError(message, status=status,
-                                  retry_after=retry_after(error.response.headers))
+                                  retry_after=retry_after_seconds(error.response.headers))
         if status >= 500 or status in TRANSIENT_STATUSES:
             return TransientModelError(message, status=status)
         return FatalModelError(message, status=status)
@@ -184,27 +183,6 @@ class OpenAIClient(APIClient):
 
     def close(self) -> None:
         self._sdk.close()
-
-
-def retry_after(headers) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms`` (OpenAI's), then
-    ``Retry-After`` in seconds or as an HTTP date; None when absent or unreadable."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(float(value) / scale, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(when.timestamp() - time.time(), 0.0)
-    return None
 
 
 def _error_detail(error) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
 from collections.abc import Callable
@@ -46,3 +47,26 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *,
             if attempt > policy.max_retries:
                 raise RetriesExhausted(error, attempt) from error
             sleep(policy.delay(attempt, error, rng))
+
+
+def retry_after_seconds(headers) -> float | None:
+    """Seconds a server asks us to wait: ``retry-after-ms`` (OpenAI's and Anthropic's),
+    then ``Retry-After`` in seconds or as an HTTP date; None when absent or unreadable."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) / scale, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
