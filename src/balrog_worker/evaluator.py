@@ -225,7 +225,11 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
                       budget_reached=budget_reached)
 
 
-def _run_episodes(config, client, stream, store, todo, done, spent) -> tuple[int, bool]:
+def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | None,
+                  store: CellStore, todo: list[int], done: dict[int, dict],
+                  spent: float) -> tuple[int, bool]:
+    """Play the episodes ``todo`` and commit each as it ends; return how many failed and
+    whether the budget stopped the run."""
     stop = threading.Event()
     runner = CellRun(config, client, stream, stop)
     runner.spent_usd = spent

@@ -92,8 +92,8 @@ class Session:
         action = str(command.get("action", ""))
         valid = self.game.is_valid(action)
         played = action if valid else self.game.default_action
-        if self.agent is not None and self.agent._pending is not None:
-            self.agent.record(played)
+        if self.agent is not None:
+            self.agent.record(played)  # closes the turn select_action opened, if any
         outcome = self.game.step(played)
         self.observation = outcome.observation
         self.step_index += 1
