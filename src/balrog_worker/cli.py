@@ -184,8 +184,10 @@ def cmd_run(args) -> int:
 
 def _config_from_file(args):
     import json
+    from dataclasses import replace
 
     from balrog_worker.config import cell_config_from_dict
+    from balrog_worker.worker_config import is_mosaic_config, mosaic_cell_config
 
     given = [flag for flag in ("env", "task", "model", "params") if getattr(args, flag)]
     if given:
@@ -196,15 +198,11 @@ def _config_from_file(args):
         raise UsageError(f"config file not found: {args.config}") from None
     except ValueError as error:
         raise UsageError(f"{args.config}: not valid JSON ({error})") from None
-    from balrog_worker.worker_config import is_mosaic_config, mosaic_cell_config
-
     read = mosaic_cell_config if is_mosaic_config(data) else cell_config_from_dict
     config = read(data, source=str(args.config))
     overrides = {"episodes": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
                  "parallel_episodes": args.parallel, "cache": args.cache,
                  "budget_usd": args.budget_usd}
-    from dataclasses import replace
-
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
