@@ -33,7 +33,7 @@ from balrog_worker.clients.errors import (
 )
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
 from balrog_worker.clients.retry import retry_after_seconds
-from balrog_worker.config import ConfigError, Generation, ModelSpec
+from balrog_worker.config import Generation, ModelSpec
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY",)
 
@@ -152,12 +152,6 @@ class AnthropicClient(APIClient):
     """One Claude model; thread-safe (the SDK client shares one connection pool)."""
 
     def __init__(self, spec: ModelSpec):
-        if not spec.model:
-            raise ConfigError(f"model {spec.name!r} (anthropic) needs 'model', e.g. "
-                              "claude-sonnet-4-5")
-        if spec.constrain_actions:
-            raise ConfigError(f"model {spec.name!r} (anthropic): constrain_actions is not "
-                              "supported by the Anthropic API; set it to false")
         super().__init__(spec)
         self._sdk = anthropic.Anthropic(
             api_key=api_key(spec, KEY_VARIABLES),

@@ -28,7 +28,18 @@ class APIClient(Client):
     """A provider client: subclasses implement ``_call`` (one attempt, errors translated
     into ``clients.errors``); retries, timing and the concurrency limit live here."""
 
+    # The backends of this client whose servers can force answers into the valid actions.
+    constrained_backends: tuple[str, ...] = ()
+
     def __init__(self, spec: ModelSpec):
+        if not spec.model:
+            raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs 'model': the model "
+                              "id the provider serves")
+        if spec.constrain_actions and spec.backend not in self.constrained_backends:
+            # Refused rather than ignored: the record would claim constrained answers.
+            raise ConfigError(f"model {spec.name!r} ({spec.backend}): constrain_actions is "
+                              "not supported by this backend (vllm and openai_compatible "
+                              "support it); set it to false")
         self.spec = spec
         self.policy = RetryPolicy(max_retries=spec.max_retries)
         self.max_concurrency = spec.concurrency

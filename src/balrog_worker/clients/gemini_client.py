@@ -35,7 +35,7 @@ from balrog_worker.clients.errors import (
 )
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, check_png
 from balrog_worker.clients.retry import retry_after_seconds
-from balrog_worker.config import ConfigError, ModelSpec
+from balrog_worker.config import ModelSpec
 
 try:  # google-genai may send through httpx2 (a fork of httpx with its own exceptions)
     import httpx2
@@ -125,12 +125,6 @@ class GeminiClient(APIClient):
     """One Gemini model; thread-safe (the SDK client shares one connection pool)."""
 
     def __init__(self, spec: ModelSpec):
-        if not spec.model:
-            raise ConfigError(f"model {spec.name!r} (gemini) needs 'model', e.g. "
-                              "gemini-2.5-flash")
-        if spec.constrain_actions:
-            raise ConfigError(f"model {spec.name!r} (gemini): constrain_actions is not "
-                              "supported by the Gemini backend; set it to false")
         super().__init__(spec)
         options = types.HttpOptions(timeout=max(1, math.ceil(spec.timeout_s * 1000)),
                                     retry_options=None)

@@ -49,20 +49,16 @@ class OpenAIClient(APIClient):
     """Chat completions over HTTP through the ``openai`` SDK (thread-safe: the SDK's
     HTTP client pools connections across threads)."""
 
+    constrained_backends = ("vllm", "openai_compatible")
+
     def __init__(self, spec: ModelSpec):
         if spec.backend not in OPENAI_BACKENDS:
             raise ConfigError(f"model {spec.name!r}: backend {spec.backend!r} is not one of "
                               f"{', '.join(OPENAI_BACKENDS)}")
-        if not spec.model:
-            raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs `model`: the "
-                              "model id the server serves")
         if spec.backend != "openai" and not spec.base_url:
             # Without it the SDK would send the request to api.openai.com.
             raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs `base_url`, "
                               "e.g. http://127.0.0.1:8000/v1")
-        if spec.backend == "openai" and spec.constrain_actions:
-            raise ConfigError(f"model {spec.name!r}: constrain_actions is not supported by "
-                              "the openai backend (use vllm or openai_compatible)")
         super().__init__(spec)
         if spec.backend == "openai" or spec.api_key_env:
             self._key = api_key(spec, ("OPENAI_API_KEY",))
