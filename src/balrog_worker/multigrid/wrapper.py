@@ -17,7 +17,7 @@ import gymnasium as gym
 
 from balrog_worker.agents import AGENTS
 from balrog_worker.envs.base import Observation
-from balrog_worker.evaluator import empty_usage
+from balrog_worker.evaluator import empty_usage, invalid_action_note
 from balrog_worker.multigrid import observations
 from balrog_worker.multigrid.metrics import CollectTracker, SoccerTracker
 from balrog_worker.multigrid.policies import SCRIPTED, goal_cells, random_policy
@@ -125,8 +125,7 @@ class Match:
                         agents[i].record(actions[i])
                         invalid[i] += not valid
                         notes[i] = "" if valid or not config.agent.invalid_feedback else (
-                            "Your previous answer was not a valid action, so the default "
-                            f"action '{DEFAULT_ACTION}' was played instead.")
+                            invalid_action_note(DEFAULT_ACTION))
                     moves = {i: ACTIONS[actions[i]] for i in focal}
                     for agent in env.agents:
                         if agent.index not in moves:
