@@ -53,7 +53,87 @@ def leaderboard_figure(per_env: pl.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "leaderboard")
 
 
+def _panels(frame: pl.DataFrame, panel: str, width: float = 4.2):
+    names = frame[panel].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(1, len(names), figsize=(width * len(names), 3.4), squeeze=False,
+                             sharey=True)
+    return fig, list(zip(names, axes[0], strict=True))
+
+
+def _levels_plot(frame: pl.DataFrame, out: Path, name: str, series: list[str], title: str):
+    """Mean progression (95% bootstrap CI) by coordination level, a panel per game and a
+    line per ``series`` combination, n per point."""
+    frame = frame.with_columns(
+        pl.concat_str([pl.col(c).cast(pl.Utf8) for c in series], separator=" / ").alias("series")
+    ).sort(["task", "series", "coordination_level"])
+    labels = frame["series"].unique(maintain_order=True).to_list()
+    colours = dict(zip(labels, sns.color_palette(PALETTE, len(labels)), strict=True))
+    fig, panels = _panels(frame, "task")
+    for task, ax in panels:
+        for label in labels:
+            rows = frame.filter((pl.col("task") == task) & (pl.col("series") == label))
+            if rows.is_empty():
+                continue
+            x, y = rows["coordination_level"].to_list(), (rows["progression"] * 100).to_list()
+            low = [m - lo for m, lo in zip(y, (rows["progression_ci_low"] * 100), strict=True)]
+            high = [hi - m for m, hi in zip(y, (rows["progression_ci_high"] * 100), strict=True)]
+            ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=colours[label],
+                        label=label)
+            for xi, yi, n in zip(x, y, rows["n"], strict=True):
+                ax.annotate(f"n={n}", (xi, yi), xytext=(4, 4), textcoords="offset points",
+                            fontsize=7)
+        ax.set_title(task)
+        ax.set_xticks([1, 2, 3], ["1 emergent", "2 hints", "3 roles"])
+        ax.set_xlabel("Coordination level")
+    panels[0][1].set_ylabel("Progression (%, mean, 95% CI)")
+    panels[0][1].set_ylim(-5, 105)
+    panels[-1][1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(title, y=1.04)
+    sns.despine(fig)
+    return _save(fig, out, name)
+
+
+def rq3_figure(behaviour: pl.DataFrame, out: Path) -> list[Path]:
+    """Coordination behaviour by level: a panel per metric, a line per game and model."""
+    metrics = [m for m in ("possession_share", "passes", "both_chasing_rate",
+                           "mean_teammate_distance", "role_adherence", "contested_rate")
+               if m in behaviour.columns and behaviour[m].null_count() < behaviour.height]
+    frame = behaviour.with_columns(
+        (pl.col("task") + " / " + pl.col("model")).alias("series")).sort("coordination_level")
+    labels = frame["series"].unique(maintain_order=True).to_list()
+    colours = dict(zip(labels, sns.color_palette(PALETTE, len(labels)), strict=True))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.2),
+                             squeeze=False)
+    for metric, ax in zip(metrics, axes[0], strict=True):
+        for label in labels:
+            rows = frame.filter((pl.col("series") == label) & pl.col(metric).is_not_null())
+            if not rows.is_empty():
+                ax.plot(rows["coordination_level"], rows[metric], marker="o",
+                        color=colours[label], label=label)
+        ax.set_title(metric.replace("_", " "), fontsize=9)
+        ax.set_xticks([1, 2, 3])
+        ax.set_xlabel("Coordination level")
+    axes[0][0].set_ylabel("Mean per episode")
+    handles = {}
+    for ax in axes[0]:  # a game's lines appear only in its own metrics' panels
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), fontsize=7, frameon=False,
+               loc="upper left", bbox_to_anchor=(1.0, 0.9))
+    fig.suptitle("RQ3: team behaviour by coordination level", y=1.04)
+    sns.despine(fig)
+    return _save(fig, out, "rq3_behaviour")
+
+
 def draw_figures(tables: str | Path, out: str | Path) -> list[Path]:
+    """The leaderboard figure, and the RQ1-RQ3 figures where their tables exist."""
     tables, out = Path(tables), Path(out)
-    per_env = pl.read_csv(tables / "per_env.csv")
-    return leaderboard_figure(per_env, out)
+    paths = leaderboard_figure(pl.read_csv(tables / "per_env.csv"), out)
+    if (tables / "rq1_performance.csv").exists():
+        paths += _levels_plot(pl.read_csv(tables / "rq1_performance.csv"), out, "rq1_levels",
+                              ["model", "agent"], "RQ1: performance by coordination level")
+        paths += _levels_plot(pl.read_csv(tables / "rq2_performance.csv"), out, "rq2_modes",
+                              ["model", "observation_mode"],
+                              "RQ2: egocentric vs visible teammates")
+        paths += rq3_figure(pl.read_csv(tables / "rq3_behaviour.csv"), out)
+    return paths

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from balrog_worker.analysis.load import load_episodes
+from balrog_worker.analysis.rq import write_rq_tables
 from balrog_worker.analysis.stats import overall, progression_stats
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,28 @@ def _markdown(table: pl.DataFrame, env_names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latex(table: pl.DataFrame, env_names: list[str]) -> str:
+    def cell(mean, se) -> str:
+        return "--" if mean is None else f"{mean:.1f} $\\pm$ {se:.1f}"
+
+    def escape(text: str) -> str:
+        return text.replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
+
+    columns = "ll" + "r" * (len(env_names) + 1)
+    head = " & ".join(["Model", "Agent", "Overall", *map(escape, env_names)])
+    rows = [" & ".join([escape(r["model"]), escape(r["agent"]),
+                        cell(r["progression"], r["progression_se"]),
+                        *(cell(r.get(f"progression_{e}"), r.get(f"progression_se_{e}"))
+                          for e in env_names)]) + " \\\\"
+            for r in table.iter_rows(named=True)]
+    return "\n".join([f"\\begin{{tabular}}{{{columns}}}", "\\toprule", head + " \\\\",
+                      "\\midrule", *rows, "\\bottomrule", "\\end{tabular}", ""])
+
+
 def write_leaderboard(results: str | Path, out: str | Path) -> dict:
-    """Write tables/leaderboard.{csv,md}, tables/per_env.csv, tables/per_task.csv and
-    metrics.json under ``out``; return the metrics."""
+    """Write tables/leaderboard.{csv,md,tex}, tables/per_env.csv, tables/per_task.csv, the
+    RQ1-RQ3 tables when there are multi-agent episodes, and metrics.json under ``out``;
+    return the metrics."""
     out = Path(out)
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
@@ -84,6 +104,8 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     env_names = sorted(envs["env"].unique().to_list())
     board.write_csv(tables / "leaderboard.csv")
     (tables / "leaderboard.md").write_text(_markdown(board, env_names))
+    (tables / "leaderboard.tex").write_text(_latex(board, env_names))
+    write_rq_tables(episodes, tables)
     envs.write_csv(tables / "per_env.csv")
     per_task(episodes).write_csv(tables / "per_task.csv")
     metrics = {"leaderboard": {}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -238,3 +239,41 @@ def paired_comparisons(
         pl.Series("p_holm", holm(table["p_value"].to_list()), dtype=pl.Float64)
     ).with_columns((pl.col("p_holm") < alpha).alias("significant"))
     return table.sort(within, maintain_order=True) if within else table
+
+
+# RQ3: behaviour, not only reward. Means per group of the coordination metrics each
+# multi-agent episode records (missing for the other game: left null).
+BEHAVIOUR = ("possession_share", "passes", "steals", "both_chasing_rate",
+             "mean_teammate_distance", "role_adherence", "balls_collected", "contested_rate")
+
+
+def behaviour_by_group(episodes: pl.DataFrame,
+                       by: Sequence[str] = ("task", "model", "agent", "coordination_level"),
+                       ) -> pl.DataFrame:
+    """Mean of every coordination metric present, and n, per group (RQ3)."""
+    present = [m for m in BEHAVIOUR if m in episodes.columns]
+    return (episodes.group_by(list(by))
+            .agg(pl.len().alias("n"), *(pl.col(m).cast(pl.Float64).mean().alias(m)
+                                        for m in present))
+            .sort(list(by)))
+
+
+def write_rq_tables(episodes: pl.DataFrame, tables: Path) -> list[Path]:
+    """RQ1-RQ3 tables under ``tables`` from every multi-agent episode (none: nothing)."""
+    frame = multiagent(episodes)
+    if frame.is_empty():
+        return []
+    outputs = {
+        "rq1_performance.csv": performance_by_group(frame),
+        "rq1_paired.csv": paired_comparisons(frame, "coordination_level"),
+        "rq2_performance.csv": performance_by_group(
+            frame, by=("task", "model", "agent", "coordination_level", "observation_mode")),
+        "rq2_paired.csv": paired_comparisons(frame, "observation_mode"),
+        "rq3_behaviour.csv": behaviour_by_group(frame),
+    }
+    paths = []
+    for name, table in outputs.items():
+        path = tables / name
+        table.write_csv(path)
+        paths.append(path)
+    return paths
