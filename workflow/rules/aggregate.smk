@@ -7,6 +7,8 @@ rule aggregate:
         leaderboard_md=f"{REPORTS}/tables/leaderboard.md",
         per_env=f"{REPORTS}/tables/per_env.csv",
         per_task=f"{REPORTS}/tables/per_task.csv",
+        latex=f"{REPORTS}/tables/leaderboard.tex",
+        rq=expand(f"{REPORTS}/tables/{{name}}.csv", name=RQ_TABLES),
     params:
         python=PYTHON,
         results=RESULTS,

@@ -20,6 +20,14 @@ RESULTS = PARAMS.results_dir
 REPORTS = PARAMS.reports_dir
 PYTHON = sys.executable
 CELLS = {cell.slug: cell for cell in PARAMS.cells()}
+# The research-question tables and figures exist only for grids with multi-agent cells.
+MULTI_AGENT = any(cell.coordination_level is not None for cell in CELLS.values())
+RQ_TABLES = (
+    ["rq1_performance", "rq1_paired", "rq2_performance", "rq2_paired", "rq3_behaviour"]
+    if MULTI_AGENT
+    else []
+)
+FIGURES = ["leaderboard"] + (["rq1_levels", "rq2_modes", "rq3_behaviour"] if MULTI_AGENT else [])
 
 
 localrules:

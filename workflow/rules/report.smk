@@ -1,13 +1,13 @@
 rule figures:
     input:
         rules.aggregate.output.per_env,
+        rules.aggregate.output.rq,
     output:
-        png=f"{REPORTS}/figures/leaderboard.png",
-        pdf=f"{REPORTS}/figures/leaderboard.pdf",
+        expand(f"{REPORTS}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["png", "pdf"]),
     params:
         python=PYTHON,
         tables=subpath(input[0], parent=True),
-        figures=subpath(output.png, parent=True),
+        figures=subpath(output[0], parent=True),
     log:
         "logs/figures.log",
     conda:
