@@ -27,7 +27,9 @@ RQ_TABLES = (
     if MULTI_AGENT
     else []
 )
-FIGURES = ["leaderboard"] + (["rq1_levels", "rq2_modes", "rq3_behaviour"] if MULTI_AGENT else [])
+FIGURES = ["leaderboard", "per_task"] + (
+    ["rq1_levels", "rq2_modes", "rq3_behaviour"] if MULTI_AGENT else []
+)
 
 
 localrules:

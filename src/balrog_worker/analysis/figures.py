@@ -125,10 +125,45 @@ def rq3_figure(behaviour: pl.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "rq3_behaviour")
 
 
+def per_task_figure(per_task: pl.DataFrame, out: Path) -> list[Path]:
+    """Each environment's tasks: mean progression (SE bars) per model/agent, n shown."""
+    frame = per_task.with_columns((pl.col("model") + " / " + pl.col("agent")).alias("entry"))
+    entries = frame["entry"].unique(maintain_order=True).to_list()
+    colours = dict(zip(entries, sns.color_palette(PALETTE, len(entries)), strict=True))
+    env_names = frame["env"].unique(maintain_order=True).to_list()
+    columns = min(3, len(env_names))
+    rows = -(-len(env_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.2 * rows), squeeze=False)
+    width = 0.8 / len(entries)
+    for ax, env in zip(axes.flat, env_names, strict=False):
+        tasks = frame.filter(pl.col("env") == env)["task"].unique(maintain_order=True).to_list()
+        for k, entry in enumerate(entries):
+            part = frame.filter((pl.col("env") == env) & (pl.col("entry") == entry))
+            xs = [tasks.index(t) + (k - (len(entries) - 1) / 2) * width for t in part["task"]]
+            ax.bar(xs, part["progression"], width, yerr=part["progression_se"], capsize=2,
+                   color=colours[entry], label=entry)
+            for x, y, n in zip(xs, part["progression"], part["episodes"], strict=True):
+                ax.annotate(f"{n}", (x, y), xytext=(0, 2), textcoords="offset points",
+                            ha="center", fontsize=6)
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right", fontsize=7)
+        ax.set_title(env)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("Progression (%, mean ± SE)")
+    for ax in list(axes.flat)[len(env_names):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="upper left",
+               bbox_to_anchor=(1.0, 0.95), title="model / agent (n above bars)")
+    fig.tight_layout()
+    sns.despine(fig)
+    return _save(fig, out, "per_task")
+
+
 def draw_figures(tables: str | Path, out: str | Path) -> list[Path]:
-    """The leaderboard figure, and the RQ1-RQ3 figures where their tables exist."""
+    """The leaderboard and per-task figures, and RQ1-RQ3 where their tables exist."""
     tables, out = Path(tables), Path(out)
     paths = leaderboard_figure(pl.read_csv(tables / "per_env.csv"), out)
+    paths += per_task_figure(pl.read_csv(tables / "per_task.csv"), out)
     if (tables / "rq1_performance.csv").exists():
         paths += _levels_plot(pl.read_csv(tables / "rq1_performance.csv"), out, "rq1_levels",
                               ["model", "agent"], "RQ1: performance by coordination level")
