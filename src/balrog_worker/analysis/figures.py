@@ -24,6 +24,21 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def _grouped_bars(ax, frame: pl.DataFrame, x: str, categories: list[str], colours: dict,
+                  n_prefix: str, fontsize: int) -> None:
+    """Bars of mean progression (SE whiskers) per ``x`` category, one bar of each group
+    ("entry" column, coloured by ``colours``) side by side, n written above each bar."""
+    width = 0.8 / len(colours)
+    for k, (entry, colour) in enumerate(colours.items()):
+        rows = frame.filter(pl.col("entry") == entry)
+        xs = [categories.index(c) + (k - (len(colours) - 1) / 2) * width for c in rows[x]]
+        ax.bar(xs, rows["progression"], width, yerr=rows["progression_se"], capsize=2,
+               color=colour, label=entry)
+        for xi, yi, n in zip(xs, rows["progression"], rows["episodes"], strict=True):
+            ax.annotate(f"{n_prefix}{n}", (xi, yi), xytext=(0, 2), textcoords="offset points",
+                        ha="center", fontsize=fontsize)
+
+
 def leaderboard_figure(per_env: pl.DataFrame, out: Path) -> list[Path]:
     """Mean progression per environment for each model/agent, with SE bars and n."""
     frame = per_env.with_columns(
@@ -32,16 +47,8 @@ def leaderboard_figure(per_env: pl.DataFrame, out: Path) -> list[Path]:
     entries = frame["entry"].unique(maintain_order=True).to_list()
     env_names = frame["env"].unique(maintain_order=True).to_list()
     colours = dict(zip(entries, sns.color_palette(PALETTE, len(entries)), strict=True))
-    width = 0.8 / len(entries)
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(env_names) * max(1, len(entries) / 2), 3.6))
-    for k, entry in enumerate(entries):
-        rows = frame.filter(pl.col("entry") == entry)
-        xs = [env_names.index(e) + (k - (len(entries) - 1) / 2) * width for e in rows["env"]]
-        ax.bar(xs, rows["progression"], width, yerr=rows["progression_se"], capsize=3,
-               color=colours[entry], label=entry)
-        for x, y, n in zip(xs, rows["progression"], rows["episodes"], strict=True):
-            ax.annotate(f"n={n}", (x, y), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=7)
+    _grouped_bars(ax, frame, "env", env_names, colours, n_prefix="n=", fontsize=7)
     ax.set_xticks(range(len(env_names)), env_names)
     ax.set_ylabel("Progression (%, mean ± SE)")
     ax.set_xlabel("Environment")
@@ -134,17 +141,10 @@ def per_task_figure(per_task: pl.DataFrame, out: Path) -> list[Path]:
     columns = min(3, len(env_names))
     rows = -(-len(env_names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.2 * rows), squeeze=False)
-    width = 0.8 / len(entries)
     for ax, env in zip(axes.flat, env_names, strict=False):
-        tasks = frame.filter(pl.col("env") == env)["task"].unique(maintain_order=True).to_list()
-        for k, entry in enumerate(entries):
-            part = frame.filter((pl.col("env") == env) & (pl.col("entry") == entry))
-            xs = [tasks.index(t) + (k - (len(entries) - 1) / 2) * width for t in part["task"]]
-            ax.bar(xs, part["progression"], width, yerr=part["progression_se"], capsize=2,
-                   color=colours[entry], label=entry)
-            for x, y, n in zip(xs, part["progression"], part["episodes"], strict=True):
-                ax.annotate(f"{n}", (x, y), xytext=(0, 2), textcoords="offset points",
-                            ha="center", fontsize=6)
+        part = frame.filter(pl.col("env") == env)
+        tasks = part["task"].unique(maintain_order=True).to_list()
+        _grouped_bars(ax, part, "task", tasks, colours, n_prefix="", fontsize=6)
         ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right", fontsize=7)
         ax.set_title(env)
         ax.set_ylim(0, 105)
