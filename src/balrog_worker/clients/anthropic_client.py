@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import anthropic
 
-from balrog_worker.clients.api import APIClient, api_key
+from balrog_worker.clients.api import APIClient, api_key, check_message
 from balrog_worker.clients.base import Completion, Message, Request
 from balrog_worker.clients.errors import (
     FatalModelError,
@@ -53,11 +53,7 @@ def to_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict]]:
     system: list[str] = []
     turns: list[dict] = []
     for message in messages:
-        if message.role not in ("system", "user", "assistant"):
-            raise FatalModelError(f"unknown message role {message.role!r}")
-        if message.images and message.role != "user":
-            raise FatalModelError(f"anthropic: images can only be sent with user messages, "
-                                  f"not {message.role!r} ones")
+        check_message(message, "anthropic")
         if message.role == "system":
             system.append(message.content)
             continue

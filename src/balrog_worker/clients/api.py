@@ -8,7 +8,8 @@ import time
 from abc import abstractmethod
 from dataclasses import replace
 
-from balrog_worker.clients.base import Client, Completion, Request
+from balrog_worker.clients.base import Client, Completion, Message, Request
+from balrog_worker.clients.errors import FatalModelError
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
 
@@ -22,6 +23,16 @@ def api_key(spec: ModelSpec, default_variables: tuple[str, ...]) -> str:
             return os.environ[variable]
     raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs an API key: set "
                       f"{' or '.join(variables)} in the environment")
+
+
+def check_message(message: Message, where: str) -> None:
+    """Refuse, before anything is sent, what no provider API accepts: an unknown role,
+    or images outside a user message."""
+    if message.role not in ("system", "user", "assistant"):
+        raise FatalModelError(f"{where}: unknown message role {message.role!r}")
+    if message.images and message.role != "user":
+        raise FatalModelError(f"{where}: images can only be sent with user messages, "
+                              f"not {message.role!r} ones")
 
 
 class APIClient(Client):

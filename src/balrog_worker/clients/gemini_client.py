@@ -25,7 +25,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from balrog_worker.clients.api import APIClient, api_key
+from balrog_worker.clients.api import APIClient, api_key, check_message
 from balrog_worker.clients.base import Completion, Message, Request
 from balrog_worker.clients.errors import (
     FatalModelError,
@@ -58,11 +58,7 @@ def to_contents(messages: tuple[Message, ...]) -> tuple[str, list[types.Content]
     system: list[str] = []
     turns: list[tuple[str, list[Message]]] = []
     for message in messages:
-        if message.role not in ("system", "user", "assistant"):
-            raise FatalModelError(f"unknown message role {message.role!r}")
-        if message.images and message.role != "user":
-            raise FatalModelError(f"gemini: images can only be sent with user messages, "
-                                  f"not {message.role!r} ones")
+        check_message(message, "gemini")
         if message.role == "system":
             system.append(message.content)
             continue

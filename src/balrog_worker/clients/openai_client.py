@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from balrog_worker.clients.api import APIClient, api_key
+from balrog_worker.clients.api import APIClient, api_key, check_message
 from balrog_worker.clients.base import Completion, Message, Request
 from balrog_worker.clients.errors import (
     FatalModelError,
@@ -118,12 +118,9 @@ class OpenAIClient(APIClient):
 
     def _message(self, message: Message) -> dict:
         """One message in the API's shape: plain text, or text and image parts."""
+        check_message(message, self._where())
         if not message.images:
             return {"role": message.role, "content": message.content}
-        if message.role != "user":
-            # The API takes image parts in user messages only.
-            raise FatalModelError(f"{self._where()}: images can only be sent with user "
-                                  f"messages, not {message.role!r} ones")
         parts: list[dict] = []
         if message.content:  # no empty text part: images alone are a message too
             parts.append({"type": "text", "text": message.content})
