@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("tables", type=Path, nargs="?", default=Path("reports/tables"))
     figures.add_argument("--out", type=Path, default=Path("reports/figures"))
     figures.set_defaults(handler=cmd_figures)
+
+    report = sub.add_parser("report", help="one HTML page of the tables and figures")
+    report.add_argument("reports", type=Path, nargs="?", default=Path("reports"),
+                        help="directory holding tables/ and figures/ (default: reports)")
+    report.add_argument("--out", type=Path, default=None,
+                        help="the page to write (default: REPORTS/index.html)")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -261,4 +268,15 @@ def cmd_figures(args) -> int:
     if not args.tables.is_dir():
         raise UsageError(f"tables directory not found: {args.tables} (run aggregate first)")
     draw_figures(args.tables, args.out)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from balrog_worker.analysis.report import write_report
+
+    try:
+        page = write_report(args.reports, args.out or args.reports / "index.html")
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    log.info("wrote %s", page)
     return 0

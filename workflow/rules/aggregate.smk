@@ -3,12 +3,25 @@ rule aggregate:
         cell_summaries,
     output:
         metrics=f"{REPORTS}/metrics.json",
-        leaderboard=f"{REPORTS}/tables/leaderboard.csv",
+        leaderboard=report(
+            f"{REPORTS}/tables/leaderboard.csv", caption="../report/table.rst", category="Tables"
+        ),
         leaderboard_md=f"{REPORTS}/tables/leaderboard.md",
-        per_env=f"{REPORTS}/tables/per_env.csv",
-        per_task=f"{REPORTS}/tables/per_task.csv",
+        per_env=report(
+            f"{REPORTS}/tables/per_env.csv", caption="../report/table.rst", category="Tables"
+        ),
+        per_task=report(
+            f"{REPORTS}/tables/per_task.csv", caption="../report/table.rst", category="Tables"
+        ),
+        usage=report(
+            f"{REPORTS}/tables/usage.csv", caption="../report/table.rst", category="Tables"
+        ),
         latex=f"{REPORTS}/tables/leaderboard.tex",
-        rq=expand(f"{REPORTS}/tables/{{name}}.csv", name=RQ_TABLES),
+        rq=report(
+            expand(f"{REPORTS}/tables/{{name}}.csv", name=RQ_TABLES),
+            caption="../report/table.rst",
+            category="Research questions",
+        ),
     params:
         python=PYTHON,
         results=RESULTS,

@@ -1,9 +1,19 @@
+# Figures from the tables alone, then one HTML page of everything (reports/index.html).
+# The figures and tables are also report items: `snakemake --report report.html` builds
+# Snakemake's own interactive report from them.
+
+
 rule figures:
     input:
         rules.aggregate.output.per_env,
         rules.aggregate.output.rq,
     output:
-        expand(f"{REPORTS}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["png", "pdf"]),
+        report(
+            expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
+            caption="../report/figure.rst",
+            category="Figures",
+        ),
+        expand(f"{REPORTS}/figures/{{name}}.pdf", name=FIGURES),
     params:
         python=PYTHON,
         tables=subpath(input[0], parent=True),
@@ -14,4 +24,22 @@ rule figures:
         "../envs/balrog-worker.yaml"
     shell:
         "{params.python:q} -m balrog_worker figures {params.tables:q} --out {params.figures:q}"
+        " > {log:q} 2>&1"
+
+
+rule html_report:
+    input:
+        rules.aggregate.output,
+        rules.figures.output,
+    output:
+        f"{REPORTS}/index.html",
+    params:
+        python=PYTHON,
+        reports=subpath(output[0], parent=True),
+    log:
+        "logs/html_report.log",
+    conda:
+        "../envs/balrog-worker.yaml"
+    shell:
+        "{params.python:q} -m balrog_worker report {params.reports:q} --out {output:q}"
         " > {log:q} 2>&1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from balrog_worker.analysis.load import load_episodes
+from balrog_worker.analysis.load import load_episodes, scan_steps
 from balrog_worker.analysis.rq import write_rq_tables
 from balrog_worker.analysis.stats import overall, progression_stats
 
@@ -40,6 +40,27 @@ def per_task(episodes: pl.DataFrame) -> pl.DataFrame:
              (pl.col("success").cast(pl.Float64).mean() * 100).alias("success_pct"),
              pl.col("num_steps").mean().alias("mean_steps"))
         .sort([*GROUP, "env", "task"])
+    )
+
+
+def usage_by_env(steps: pl.LazyFrame) -> pl.DataFrame:
+    """One row per model x agent x env from the step records: model calls, invalid answers,
+    latency and tokens per call. Streams the steps: they are the bulk of a grid's data."""
+    latency = pl.col("latency_s")
+    return (
+        steps.group_by([*GROUP, "env"])
+        .agg(
+            pl.len().alias("calls"),
+            ((~pl.col("valid")).cast(pl.Float64).mean() * 100).alias("invalid_pct"),
+            latency.mean().alias("latency_mean_s"),
+            latency.median().alias("latency_p50_s"),
+            latency.quantile(0.95, interpolation="linear").alias("latency_p95_s"),
+            pl.col("input_tokens").mean().alias("input_tokens_per_call"),
+            pl.col("output_tokens").mean().alias("output_tokens_per_call"),
+            pl.col("retries").sum(),
+        )
+        .sort([*GROUP, "env"])
+        .collect(engine="streaming")
     )
 
 
@@ -92,8 +113,8 @@ def _latex(table: pl.DataFrame, env_names: list[str]) -> str:
 
 
 def write_leaderboard(results: str | Path, out: str | Path) -> dict:
-    """Write tables/leaderboard.{csv,md,tex}, tables/per_env.csv, tables/per_task.csv, the
-    RQ1-RQ3 tables when there are multi-agent episodes, and metrics.json under ``out``;
+    """Write tables/leaderboard.{csv,md,tex}, tables/per_env.csv, tables/per_task.csv,
+    tables/usage.csv (from the step records), the RQ1-RQ3 tables when there are multi-agent episodes, and metrics.json under ``out``;
     return the metrics."""
     out = Path(out)
     tables = out / "tables"
@@ -108,6 +129,7 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     write_rq_tables(episodes, tables)
     envs.write_csv(tables / "per_env.csv")
     per_task(episodes).write_csv(tables / "per_task.csv")
+    usage_by_env(scan_steps(results, episodes)).write_csv(tables / "usage.csv")
     metrics = {"leaderboard": {}}
     for row in board.iter_rows(named=True):
         entry = {"overall": round(row["progression"], 3),

@@ -1,46 +1,159 @@
-"""Episode records from every cell under a results directory, as one polars frame."""
+"""Episode and step records from every cell under a results directory, scanned lazily.
+
+Records of different games carry different fields (a MultiGrid episode has goals and
+possession, a BabyAI one has not), so every file is scanned with one explicit schema of
+the flat fields the analysis reads; fields a record lacks are null, nested per-agent
+fields are left out. Cells may still be running: a torn last line is skipped and
+reported, and steps count only for committed, non-failed episodes.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
-from balrog_worker.store import EPISODES
+from balrog_worker.store import EPISODES, STEPS
 
 log = logging.getLogger(__name__)
 
+_CELL = {
+    "run_id": pl.String,
+    "model": pl.String,
+    "agent": pl.String,
+    "env": pl.String,
+    "task": pl.String,
+    "coordination_level": pl.Int64,
+    "observation_mode": pl.String,
+    "episode_index": pl.Int64,
+}
+_USAGE = {
+    "input_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "cached_input_tokens": pl.Int64,
+    "reasoning_tokens": pl.Int64,
+    "retries": pl.Int64,
+    "cost_usd": pl.Float64,
+}
+# MultiGrid Soccer and Collect only: a frame keeps these when some record has them.
+_MULTIGRID = {
+    "opponent": pl.String,
+    "outcome": pl.String,
+    "goals_for": pl.Int64,
+    "goals_against": pl.Int64,
+    "possession_share": pl.Float64,
+    "passes": pl.Int64,
+    "steals": pl.Int64,
+    "steals_against": pl.Int64,
+    "both_chasing_rate": pl.Float64,
+    "mean_teammate_distance": pl.Float64,
+    "role_adherence": pl.Float64,
+    "balls_total": pl.Int64,
+    "balls_collected": pl.Int64,
+    "contested_rate": pl.Float64,
+}
+EPISODE_SCHEMA: dict[str, pl.DataType] = {
+    **_CELL,
+    "seed": pl.Int64,
+    "num_steps": pl.Int64,
+    "episode_return": pl.Float64,
+    "progression": pl.Float64,
+    "success": pl.Boolean,
+    "invalid_actions": pl.Int64,
+    "llm_calls": pl.Int64,
+    **_USAGE,
+    "end_reason": pl.String,
+    "failed": pl.Boolean,
+    "error": pl.String,
+    "duration_s": pl.Float64,
+    **_MULTIGRID,
+}
+STEP_SCHEMA: dict[str, pl.DataType] = {
+    **_CELL,
+    "step": pl.Int64,
+    "agent_id": pl.String,
+    "valid": pl.Boolean,
+    **_USAGE,
+    "latency_s": pl.Float64,
+}
+_EPISODE_KEY = ["run_id", "episode_index"]
 
-def _read_records(path: Path) -> pl.DataFrame | None:
-    """One episodes.jsonl, skipping a torn last line (a cell still running or killed)."""
+
+def record_files(results: str | Path, name: str) -> list[Path]:
+    """Every ``name`` (episodes.jsonl or steps.jsonl) below ``results``, sorted."""
+    return sorted(Path(results).rglob(name))
+
+
+def _is_torn(path: Path) -> bool:
+    """Whether the file ends inside a record (its writer was killed or is still writing)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, io.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, io.SEEK_END)
+        return handle.read(1) != b"\n"
+
+
+def _whole_lines(path: Path) -> bytes:
     data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):
         log.warning("%s: skipped a torn last record (%d bytes)", path, len(data) - cut)
-        data = data[:cut]
-    if not data:
-        return None
+    return data[:cut]
+
+
+def _tolerant_frame(path: Path, schema: dict) -> pl.DataFrame:
+    """One file parsed line by line, dropping (and reporting) lines that do not parse."""
+    rows = []
+    for number, line in enumerate(_whole_lines(path).splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            log.warning("%s:%d: skipped a corrupt record", path, number)
+            continue
+        rows.append({name: record.get(name) for name in schema})
+    return pl.DataFrame(rows, schema=schema, strict=False)
+
+
+def scan_records(paths: Iterable[Path], schema: dict) -> pl.LazyFrame:
+    """A lazy frame over JSONL files; torn files contribute their whole lines only."""
+    paths = [path for path in paths if path.stat().st_size > 0]
+    whole = [path for path in paths if not _is_torn(path)]
+    frames = [pl.scan_ndjson(whole, schema=schema)] if whole else []
+    frames += [_tolerant_frame(path, schema).lazy() for path in paths if _is_torn(path)]
+    if not frames:
+        return pl.LazyFrame(schema=schema)
+    return pl.concat(frames, how="vertical")
+
+
+def _collect(paths: list[Path], schema: dict) -> pl.DataFrame:
     try:
-        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
-    except pl.exceptions.ComputeError:
-        # A corrupt line inside the file: keep the lines that parse.
-        rows = []
-        for number, line in enumerate(data.splitlines(), 1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                log.warning("%s:%d: skipped a corrupt record", path, number)
-        return pl.DataFrame(rows, infer_schema_length=None) if rows else None
+        return scan_records(paths, schema).collect()
+    except pl.exceptions.ComputeError as error:
+        # A corrupt line inside some file (not a torn end): parse file by file instead.
+        log.warning("fast scan failed (%s); reading line by line", str(error).splitlines()[0])
+        return pl.concat([_tolerant_frame(path, schema) for path in paths])
 
 
 def load_episodes(results: str | Path) -> pl.DataFrame:
-    """All completed (not failed) episode records found below ``results``."""
-    paths = sorted(Path(results).rglob(EPISODES))
-    frames = [frame for path in paths if (frame := _read_records(path)) is not None]
-    if not frames:
+    """All completed (not failed) episode records found below ``results``; game-specific
+    columns no record has are dropped."""
+    paths = record_files(results, EPISODES)
+    episodes = _collect(paths, EPISODE_SCHEMA) if paths else pl.DataFrame()
+    if episodes.is_empty():
         raise FileNotFoundError(f"no {EPISODES} with records under {results}")
-    episodes = pl.concat(frames, how="diagonal_relaxed")
-    return episodes.filter(~pl.col("failed").fill_null(False))
+    episodes = episodes.filter(~pl.col("failed").fill_null(False))
+    empty = [name for name in _MULTIGRID if episodes[name].null_count() == episodes.height]
+    return episodes.drop(empty)
+
+
+def scan_steps(results: str | Path, episodes: pl.DataFrame) -> pl.LazyFrame:
+    """Step records of the given (committed) episodes, lazily: steps of an episode a crash
+    interrupted, or of a failed one, are left out."""
+    committed = episodes.select(_EPISODE_KEY).unique().lazy()
+    steps = scan_records(record_files(results, STEPS), STEP_SCHEMA)
+    return steps.join(committed, on=_EPISODE_KEY, how="semi")
