@@ -34,10 +34,8 @@ def sh(*args, cwd, check=True):
     return result
 
 
-@pytest.fixture
-def project(tmp_path, repo):
-    """A copy of the pipeline (not the results) in a fresh git repository."""
-    dest = tmp_path / "project"
+def make_project(repo: Path, dest: Path, params: dict) -> Path:
+    """A copy of the pipeline (not the results) with ``params`` in a fresh git repository."""
     dest.mkdir()
     for name in ("Snakefile", "dvc.yaml", ".dvc", ".dvcignore", ".gitignore"):
         src = repo / name
@@ -45,11 +43,16 @@ def project(tmp_path, repo):
     shutil.copytree(repo / "workflow", dest / "workflow", symlinks=True)
     shutil.copytree(repo / "src", dest / "src", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "params.yaml").write_text(yaml.safe_dump(SMALL))
+    (dest / "params.yaml").write_text(yaml.safe_dump(params))
     sh("git", "init", "-q", cwd=dest)
     sh("git", "add", "-A", cwd=dest)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", cwd=dest)
     return dest
+
+
+@pytest.fixture
+def project(tmp_path, repo):
+    return make_project(repo, tmp_path / "project", SMALL)
 
 
 def test_dry_run_of_the_default_params_plans_one_job_per_cell(repo, tmp_path):
@@ -96,6 +99,7 @@ def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project
     board = (project / "reports" / "tables" / "leaderboard.csv").read_text()
     assert board.startswith("model,agent,progression,progression_se")
     assert (project / "reports" / "figures" / "leaderboard.png").stat().st_size > 10_000
+    assert "<h2>Leaderboard</h2>" in (project / "reports" / "index.html").read_text()
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     episodes = [json.loads(line) for cell in runs.iterdir()
                 for line in (cell / "episodes.jsonl").read_text().splitlines()]
@@ -110,6 +114,7 @@ def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project
     # DVC runs the same pipeline; the evaluation stage finds every cell done.
     first = sh("dvc", "repro", cwd=project)
     assert "Running stage 'evaluate'" in first.stdout
+    assert "Running stage 'report'" in first.stdout  # figures and page tracked by DVC too
     assert len([json.loads(line) for cell in runs.iterdir()
                 for line in (cell / "episodes.jsonl").read_text().splitlines()]) == 6
     second = sh("dvc", "repro", cwd=project)

@@ -114,8 +114,8 @@ def _latex(table: pl.DataFrame, env_names: list[str]) -> str:
 
 def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     """Write tables/leaderboard.{csv,md,tex}, tables/per_env.csv, tables/per_task.csv,
-    tables/usage.csv (from the step records), the RQ1-RQ3 tables when there are multi-agent episodes, and metrics.json under ``out``;
-    return the metrics."""
+    tables/usage.csv (from the step records), the RQ1-RQ3 tables when there are
+    multi-agent episodes, and metrics.json under ``out``; return the metrics."""
     out = Path(out)
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
