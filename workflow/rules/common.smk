@@ -6,6 +6,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from balrog_worker.config import ConfigError, params_from_dict
+from balrog_worker.envs import FAMILIES
+from balrog_worker.multigrid.prompts import roles_of
 
 # params_from_dict checks the config against workflow/schemas/params.schema.yaml (the
 # package's own copy of it) and then its cross-references, failing with one line that
@@ -45,10 +47,6 @@ def cell_config(wildcards):
     return json.dumps(PARAMS.cell_config(CELLS[wildcards.cell]).public(), sort_keys=True)
 
 
-def cell_dir(wildcards):
-    return f"{RESULTS}/{wildcards.cell}"
-
-
 def cell_threads(wildcards):
     """A local model computes on the job's own cores (Snakemake lowers a request above
     --cores to --cores); API and baseline jobs wait on I/O and need one."""
@@ -58,15 +56,22 @@ def cell_threads(wildcards):
     return model.threads or LOCAL_MODEL_THREADS
 
 
-def api_calls(provider):
-    """A resource function: the calls this cell keeps in flight at ``provider`` (its
-    model's concurrency), 0 for cells of other backends. Profiles cap each provider's
-    total across parallel jobs (workflow/profiles/*/config.yaml)."""
+def api_calls(backend):
+    """A resource function: the calls this cell keeps in flight at ``backend``'s servers,
+    or None (no claim at all) for cells of other backends. A profile's global cap on
+    ``<backend>_calls`` then bounds the calls of all running jobs together."""
 
     def calls(wildcards):
-        model = PARAMS.model(CELLS[wildcards.cell].model)
-        backend = "openai" if model.backend == "openai_compatible" else model.backend
-        return model.concurrency if backend == provider else 0
+        cell = CELLS[wildcards.cell]
+        config = PARAMS.cell_config(cell)
+        if config.model.backend != backend:
+            return None
+        # The evaluator plays min(parallel_episodes, episodes) episodes at once; a
+        # multi-agent episode asks for every focal player (one role each) at once; the
+        # client's own semaphore caps the total at the model's concurrency.
+        players = len(roles_of(cell.task)) if FAMILIES[cell.env].multi_agent else 1
+        episodes = min(config.parallel_episodes, config.episodes)
+        return min(config.model.concurrency, players * episodes)
 
     return calls
 

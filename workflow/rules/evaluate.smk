@@ -22,15 +22,19 @@ rule evaluate:
         f"{RESULTS}/{{cell}}/summary.json",
     params:
         python=PYTHON,
-        out_dir=cell_dir,
+        # the output's own directory, so that it follows a storage provider's local copy
+        out_dir=subpath(output[0], parent=True),
     log:
         "logs/evaluate/{cell}.log",
     threads: cell_threads
+    # Calls in flight per backend, capped across jobs by the profiles' global resources
+    # (absent from the cells of other backends; an uncapped resource is unlimited).
     resources:
         openai_calls=api_calls("openai"),
-        vllm_calls=api_calls("vllm"),
         anthropic_calls=api_calls("anthropic"),
         gemini_calls=api_calls("gemini"),
+        vllm_calls=api_calls("vllm"),
+        openai_compatible_calls=api_calls("openai_compatible"),
     conda:
         "../envs/balrog-worker.yaml"
     shell:
