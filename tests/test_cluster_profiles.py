@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from balrog_worker.config import load_params
 from tests.test_workflow import make_project, sh
@@ -57,7 +56,7 @@ def project(tmp_path_factory, repo):
 @pytest.fixture(scope="module")
 def slurm_plan(project):
     """The SLURM profile's dry run; needs no SLURM commands (it submits nothing)."""
-    result = sh("snakemake", "--profile", "workflow/profiles/slurm", "-n", cwd=project)
+    result = sh("snakemake", "--profile", "profiles/slurm", "-n", cwd=project)
     return planned_jobs(result.stdout + result.stderr)
 
 
@@ -89,7 +88,7 @@ def test_slurm_jobs_get_the_profile_defaults(slurm_plan):
 
 
 def test_a_global_cap_bounds_what_one_job_may_claim(project):
-    result = sh("snakemake", "--profile", "workflow/profiles/slurm", "-n",
+    result = sh("snakemake", "--profile", "profiles/slurm", "-n",
                 "--resources", "openai_calls=5", cwd=project)
     plan = planned_jobs(result.stdout + result.stderr)
     assert plan["gpt__naive__multigrid__soccer__level1__egocentric"]["openai_calls"] == "5"
@@ -106,25 +105,32 @@ def profile_args(profile: Path):
 def test_the_profiles_use_only_options_snakemake_and_the_plugins_know(repo, tmp_path):
     """A Kubernetes dry run cannot run offline (it asks the storage whether outputs
     exist), so its profile is checked as Snakemake parses it, plugin options included."""
-    slurm = profile_args(repo / "workflow/profiles/slurm")
+    slurm = profile_args(repo / "profiles/slurm")
     assert slurm.executor == "slurm"
     assert slurm.rerun_incomplete and slurm.retries == 2 and slurm.latency_wait == 60
-    kube = profile_args(repo / "workflow/profiles/kubernetes")
+    kube = profile_args(repo / "profiles/kubernetes")
     assert kube.executor == "kubernetes"
     assert kube.kubernetes_namespace == "default"
     assert kube.default_storage_provider == "s3"
     assert kube.default_storage_prefix.startswith("s3://")
     assert kube.container_image != slurm.container_image  # not Snakemake's own image
     for args in (slurm, kube):
-        assert set(args.resources) == API_RESOURCES
+        assert not args.resources  # the caps are the workflow profile's alone
     (tmp_path / "config.yaml").write_text("executor: kubernetes\nkubernetes-namespce: x\n")
     with pytest.raises(SystemExit):  # a misspelt key would be caught
         profile_args(tmp_path)
 
 
-def test_the_profiles_caps_agree(repo):
-    def caps(name):
-        text = (repo / "workflow" / "profiles" / name / "config.yaml").read_text()
-        return yaml.safe_load(text)["resources"]
-
-    assert caps("slurm") == caps("kubernetes")
+def test_the_workflow_profile_caps_every_provider_on_every_run(repo, project):
+    caps = profile_args(repo / "profiles/default").resources
+    assert set(caps) == API_RESOURCES
+    # Snakemake loads it beside a cluster profile, and a job's claim is cut to its cap.
+    low = project / "profiles" / "default" / "config.yaml"
+    low.write_text(low.read_text().replace("openai_calls: 64", "openai_calls: 6"))
+    try:
+        result = sh("snakemake", "--profile", "profiles/slurm", "-n", cwd=project)
+    finally:
+        low.write_text(low.read_text().replace("openai_calls: 6", "openai_calls: 64"))
+    assert "workflow specific profile profiles/default" in result.stdout + result.stderr
+    plan = planned_jobs(result.stdout + result.stderr)
+    assert plan["gpt__naive__multigrid__soccer__level1__egocentric"]["openai_calls"] == "6"

@@ -40,7 +40,8 @@ def make_project(repo: Path, dest: Path, params: dict) -> Path:
     for name in ("Snakefile", "dvc.yaml", ".dvc", ".dvcignore", ".gitignore"):
         src = repo / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    shutil.copytree(repo / "workflow", dest / "workflow", symlinks=True)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(repo / name, dest / name, symlinks=True)
     shutil.copytree(repo / "src", dest / "src", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "params.yaml").write_text(yaml.safe_dump(params))
