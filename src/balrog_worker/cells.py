@@ -16,7 +16,7 @@ def slugify(text: str) -> str:
     """Filesystem-safe form of a name: runs of other characters become one '-'."""
     slug = _UNSAFE.sub("-", text).strip("-.")
     slug = slug.replace(SLUG_SEPARATOR, "-")
-    if not slug:
+    if not re.search("[A-Za-z0-9]", slug):  # '', '_', '-' would name no directory well
         raise ValueError(f"name {text!r} has no letters or digits to build a slug from")
     return slug
 

@@ -22,6 +22,13 @@ class UsageError(Exception):
     pass
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message.splitlines()[0]}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="balrog-worker", description=__doc__)
+    parser = ArgumentParser(prog="balrog-worker", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -203,7 +210,9 @@ def _config_from_file(args):
         data = json.loads(args.config.read_text())
     except FileNotFoundError:
         raise UsageError(f"config file not found: {args.config}") from None
-    except ValueError as error:
+    except OSError as error:
+        raise UsageError(f"cannot read config file {args.config}: {error.strerror}") from None
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise UsageError(f"{args.config}: not valid JSON ({error})") from None
     read = mosaic_cell_config if is_mosaic_config(data) else cell_config_from_dict
     config = read(data, source=str(args.config))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -100,6 +101,12 @@ OPPONENTS = ("scripted", "random")
 COORDINATION_LEVELS = (1, 2, 3)
 OBSERVATION_MODES = ("egocentric", "visible_teammates")
 
+# Bounds of the counts, the same as the schemas' (flags and configs are checked alike).
+MAX_EPISODES = 100_000
+MAX_STEPS = 1_000_000
+MAX_PARALLEL = 1024
+CACHE_MODES = ("on", "off", "refresh")
+
 BUILTIN_MODELS = {
     "random": ModelSpec(name="random", backend="random"),
     "scripted": ModelSpec(name="scripted", backend="scripted"),
@@ -123,6 +130,23 @@ class CellConfig:
     role: str | None = None  # multi-agent, level 3: the first focal player's role
 
     def __post_init__(self):
+        _check_count("episodes", self.episodes, 1, MAX_EPISODES)
+        if self.max_steps is not None:
+            _check_count("max_steps", self.max_steps, 1, MAX_STEPS)
+        _check_count("seed", self.seed, 0, None)
+        _check_count("parallel_episodes", self.parallel_episodes, 1, MAX_PARALLEL)
+        if self.cache not in CACHE_MODES:
+            raise ConfigError(f"cache: {self.cache!r} is not one of {', '.join(CACHE_MODES)}")
+        if self.budget_usd is not None and not (
+                _is_number(self.budget_usd) and math.isfinite(self.budget_usd)
+                and self.budget_usd > 0):
+            raise ConfigError(f"budget_usd: must be a positive number, got {self.budget_usd!r}")
+        for axis in ("model", "agent", "env", "task"):
+            try:  # the names make up the results directory's name
+                slugify(getattr(self.cell, axis))
+            except ValueError:
+                raise ConfigError(f"{axis}: {getattr(self.cell, axis)!r} has no ASCII letter "
+                                  "or digit to name its results directory with") from None
         multi_agent = envs.FAMILIES[self.cell.env].multi_agent
         axes = (self.cell.coordination_level, self.cell.observation_mode)
         if multi_agent and None in axes:
@@ -249,6 +273,17 @@ class Params:
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_count(name: str, value: object, low: int, high: int | None) -> None:
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise ConfigError(f"{name}: must be an integer {bounds}, got {value!r}")
+
+
 def _multi_agent_axes(env: str, block: GridBlock) -> list[tuple[int | None, str | None]]:
     if not envs.FAMILIES[env].multi_agent:
         return [(None, None)]
@@ -265,9 +300,13 @@ def params_schema() -> dict:
 def load_params(path: str | Path) -> Params:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"params file not found: {path}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read params file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -387,20 +426,38 @@ CELL_SCHEMA = {
         },
         "model": _NAMED,
         "agent": _NAMED,
-        "episodes": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "max_steps": {"type": ["integer", "null"], "minimum": 1},
+        "episodes": {"type": "integer", "minimum": 1, "maximum": MAX_EPISODES},
+        "max_steps": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEPS},
         "seed": {"type": "integer", "minimum": 0},
-        "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": 1024},
+        "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
         "opponent": {"enum": list(OPPONENTS)},
-        "cache": {"enum": ["on", "off", "refresh"]},
+        "cache": {"enum": list(CACHE_MODES)},
         "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "role": {"enum": [None, "forward", "defender", "west", "centre", "east"]},
     },
 }
 
 
+def _strict_integer(checker, instance: object) -> bool:
+    """An int, not a bool, and not a float such as 2.0 (JSON Schema's "integer" admits
+    those, and a count of 2.0 episodes breaks later, far from the input)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _finite_number(checker, instance: object) -> bool:
+    """A number other than NaN and the infinities (which YAML and Python's json read)."""
+    return _is_number(instance) and math.isfinite(instance)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _strict_integer, "number": _finite_number}),
+)
+
+
 def check_schema(data: object, schema: dict, source: str) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return
@@ -417,11 +474,14 @@ def check_schema(data: object, schema: dict, source: str) -> None:
 
 def _plain_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})),
+                         key=str)  # YAML keys may be numbers or dates too
         allowed = ", ".join(error.schema.get("properties", {})) or "none"
         return f"unknown key {', '.join(map(repr, unknown))} (allowed: {allowed})"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{error.instance!r} is not a valid name: {error.schema['description'].strip()}"
     return error.message.splitlines()[0]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sqlite3
 import threading
 import time
@@ -38,9 +39,20 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute(_SCHEMA)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # Turning a new file to WAL does not wait out the busy timeout: jobs that
+                # create the cache at the same moment get "database is locked" and retry.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(_SCHEMA)
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
