@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"^```[\w-]*\s*|\s*```$")
+# Every pattern here runs in linear time on any answer: a model may send 100 kB of
+# whitespace, punctuation or unclosed tags, and a backtracking pattern would spend
+# minutes on it (a ``\s*`` or ``\W*`` free to retry from every position is quadratic).
+_OPENING_FENCE = re.compile(r"^```[\w-]*\s*")
 _EDGE_NOISE = " \t\r\n\"'`*.,;:!?()[]{}<>"
 
 
 def normalise(text: str) -> str:
     """Lower-case, fences, quotes, markup and edge punctuation removed, spaces collapsed."""
-    text = _FENCE.sub("", text.strip())
+    text = _OPENING_FENCE.sub("", text.strip(), count=1)
+    if text.endswith("```"):
+        text = text[:-3].rstrip()
     text = " ".join(text.split()).strip(_EDGE_NOISE)
     return text.lower()
 
@@ -30,15 +35,31 @@ def match_action(answer: str, valid_actions: list[str] | tuple[str, ...]) -> str
     return by_normal.get(normalise(first_line), whole)
 
 
-TAGGED_ACTION = re.compile(r"<\|ACTION\|>(.*?)<\|END\|>", re.DOTALL | re.IGNORECASE)
-_LABELLED = re.compile(r"^\W*(?P<label>ACTION|PLAN)\W*:\s*(?P<value>.*)$",
+_OPEN_TAG = re.compile(r"<\|ACTION\|>", re.IGNORECASE)
+_CLOSE_TAG = re.compile(r"<\|END\|>", re.IGNORECASE)
+# Within one line: a label line's leading and trailing non-word characters.
+_LABELLED = re.compile(r"^[^\w\n]*(?P<label>ACTION|PLAN)[^\w\n]*:\s*(?P<value>.*)$",
                        re.IGNORECASE | re.MULTILINE)
+
+
+def tagged(answer: str) -> tuple[str | None, int]:
+    """The text of the last <|ACTION|>...<|END|> span and where the first span starts
+    (None and -1 if there is none). Spans are read left to right, each from an opening
+    tag to the next closing tag."""
+    last, first_start, position = None, -1, 0
+    while (opening := _OPEN_TAG.search(answer, position)) is not None:
+        closing = _CLOSE_TAG.search(answer, opening.end())
+        if closing is None:  # no later opening tag can be closed either
+            break
+        last = answer[opening.end():closing.start()]
+        first_start = opening.start() if first_start < 0 else first_start
+        position = closing.end()
+    return last, first_start
 
 
 def tagged_action(answer: str) -> str | None:
     """The text of the last <|ACTION|>...<|END|> span, if any."""
-    spans = TAGGED_ACTION.findall(answer)
-    return spans[-1] if spans else None
+    return tagged(answer)[0]
 
 
 def labelled(answer: str, label: str) -> tuple[str | None, int]:

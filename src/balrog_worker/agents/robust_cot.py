@@ -1,7 +1,7 @@
 """BALROG's robust chain-of-thought agent: reasoning, then the action between tags."""
 
 from balrog_worker.agents.base import Agent, Decision
-from balrog_worker.agents.parsing import TAGGED_ACTION, match_action, tagged_action
+from balrog_worker.agents.parsing import match_action, tagged
 
 
 class RobustCoTAgent(Agent):
@@ -16,9 +16,9 @@ class RobustCoTAgent(Agent):
 
     def parse(self, completion, valid_actions) -> Decision:
         text = completion.text
-        inside = tagged_action(text)
+        inside, start = tagged(text)
         if inside is None:
             return Decision(completion, match_action(text, valid_actions),
                             reasoning=text.strip() or None)
-        reasoning = TAGGED_ACTION.split(text)[0].strip() or None
+        reasoning = text[:start].strip() or None
         return Decision(completion, match_action(inside, valid_actions), reasoning=reasoning)

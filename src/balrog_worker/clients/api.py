@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from abc import abstractmethod
 from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Message, Request
-from balrog_worker.clients.errors import FatalModelError
+from balrog_worker.clients.errors import FatalModelError, register_secret
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def api_key(spec: ModelSpec, default_variables: tuple[str, ...]) -> str:
@@ -20,6 +23,7 @@ def api_key(spec: ModelSpec, default_variables: tuple[str, ...]) -> str:
     variables = (spec.api_key_env,) if spec.api_key_env else default_variables
     for variable in variables:
         if os.environ.get(variable):
+            register_secret(os.environ[variable])  # error messages hide it from now on
             return os.environ[variable]
     raise ConfigError(f"model {spec.name!r} ({spec.backend}) needs an API key: set "
                       f"{' or '.join(variables)} in the environment")
@@ -33,6 +37,13 @@ def check_message(message: Message, where: str) -> None:
     if message.images and message.role != "user":
         raise FatalModelError(f"{where}: images can only be sent with user messages, "
                               f"not {message.role!r} ones")
+
+
+def well_formed(text: str) -> str:
+    """``text`` as Unicode that UTF-8 can encode. A JSON body may carry lone surrogates
+    (``"\\ud800"`` decodes to one); left in, they would break the record files, the
+    stdout stream and the next request's body, so each becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class APIClient(Client):
@@ -61,7 +72,8 @@ class APIClient(Client):
             start = time.perf_counter()
             completion, retries = call_with_retries(lambda: self._call(request), self.policy)
             latency = time.perf_counter() - start
-        return replace(completion, latency_s=latency, retries=retries)
+        return replace(completion, text=well_formed(completion.text), latency_s=latency,
+                       retries=retries)
 
     @abstractmethod
     def _call(self, request: Request) -> Completion:
