@@ -165,12 +165,14 @@ class AnthropicClient(APIClient):
                         "max_tokens": generation.max_tokens}
         if system:
             params["system"] = system
+        # ``from None``: the SDK's exceptions quote the error body, which may quote the key
+        # (a traceback would print them); ours are redacted.
         try:
             response = self._sdk.messages.create(**params, extra_body=sampling(generation))
         except anthropic.AnthropicError as error:
-            raise translate(error) from error
+            raise translate(error) from None
         except ValueError as error:  # a body that is not JSON at all
-            raise TransientModelError(f"anthropic: malformed response body: {error}") from error
+            raise TransientModelError(f"anthropic: malformed response body: {error}") from None
         return self._completion(response)
 
     @staticmethod

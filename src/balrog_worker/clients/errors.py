@@ -54,10 +54,21 @@ SECRET_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GE
                     "VLLM_API_KEY", "HF_TOKEN")
 
 
+# Keys read from other variables (a model's ``api_key_env``), registered as they are read.
+_registered: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Have ``redact`` hide ``value`` too."""
+    if len(value) >= 4:
+        _registered.add(value)
+
+
 def redact(text: str) -> str:
-    """``text`` with the value of every secret variable set here replaced by '***'."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
+    """``text`` with every key replaced by '***': the value of each secret variable set
+    here and each registered key."""
+    values = {os.environ.get(name) or "" for name in SECRET_VARIABLES} | _registered
+    for value in sorted(values, key=len, reverse=True):  # a key inside another: the longer
+        if len(value) >= 4:
             text = text.replace(value, "***")
     return text

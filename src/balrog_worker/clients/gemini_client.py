@@ -144,18 +144,20 @@ class GeminiClient(APIClient):
             seed=request.seed % SEED_MODULUS,
             candidate_count=1,
         )
+        # ``from None``: the SDK's exceptions quote the error body, which may quote the key
+        # (a traceback would print them); ours are redacted.
         try:
             response = self._sdk.models.generate_content(
                 model=self.spec.model, contents=contents, config=config)
         except genai_errors.APIError as error:
-            raise translate(error) from error
-        except TIMEOUTS as error:
-            raise TransientModelError("gemini: request timed out") from error
+            raise translate(error) from None
+        except TIMEOUTS:
+            raise TransientModelError("gemini: request timed out") from None
         except HTTP_ERRORS as error:
             raise TransientModelError(
-                f"gemini: connection failed: {type(error).__name__}: {error}") from error
+                f"gemini: connection failed: {type(error).__name__}: {error}") from None
         except ValueError as error:  # a body that is not JSON, or not a response's shape
-            raise TransientModelError(f"gemini: malformed response body: {error}") from error
+            raise TransientModelError(f"gemini: malformed response body: {error}") from None
         return self._completion(response)
 
     @staticmethod
