@@ -7,7 +7,9 @@ import re
 # Every pattern here runs in linear time on any answer: a model may send 100 kB of
 # whitespace, punctuation or unclosed tags, and a backtracking pattern would spend
 # minutes on it (a ``\s*`` or ``\W*`` free to retry from every position is quadratic).
-_OPENING_FENCE = re.compile(r"^```[\w-]*\s*")
+# An opening fence, with its language tag only where the tag ends the line: "```go
+# forward```" is an action in backticks, not a block of the language "go".
+_OPENING_FENCE = re.compile(r"^```(?:[\w-]*[ \t]*\n)?\s*")
 _EDGE_NOISE = " \t\r\n\"'`*.,;:!?()[]{}<>"
 
 
