@@ -1,9 +1,12 @@
 """Crashes: SIGKILL at random moments, then resume, as a user would.
 
 A pipeline (Snakemake, every process of it) and a single `balrog-worker run` are killed
-several times at seeded random moments spread over an uninterrupted run's duration, then
-run again to the end. The records must equal those of the uninterrupted run (timing
-fields aside): same episodes, same steps, no episode twice, no torn line.
+several times at seeded random moments, then run again to the end. The moments are
+seeded random points of progress through the episodes plus a random few milliseconds
+(so each kill lands mid-play whatever the machine's load), and for the pipeline one more
+at a random moment of its tail (tables, figures, page), timed on an uninterrupted run.
+The records must equal those of the uninterrupted run (timing fields aside): same
+episodes, same steps, no episode twice, no torn line.
 """
 
 from __future__ import annotations
@@ -109,6 +112,21 @@ def run_until(proc: subprocess.Popen, kill_at: float) -> bool:
     return proc.poll() is None
 
 
+def committed(paths) -> int:
+    """Episode records committed so far (complete lines) in the files ``paths``."""
+    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
+
+
+def kill_moment(proc: subprocess.Popen, count, target: int, jitter: float) -> bool:
+    """Wait until ``count()`` reaches ``target``, then ``jitter`` seconds more; True if
+    the process is still running then."""
+    while count() < target:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return run_until(proc, time.monotonic() + jitter)
+
+
 # --- (a) the whole pipeline ------------------------------------------------------------
 
 PIPELINE = {
@@ -131,12 +149,13 @@ def pipeline_project(repo: Path, dest: Path) -> Path:
     return project
 
 
-def resume_as_a_user(project: Path, log: Path, actions: list[str]) -> subprocess.Popen:
+def resume_as_a_user(project: Path, log: Path, actions: list[str],
+                     command: list[str] = SNAKEMAKE) -> subprocess.Popen:
     """Start the pipeline again the way a user would after a crash: run the same command;
     where Snakemake refuses, do what its message says and run it again."""
     extra: list[str] = []
     for _ in range(4):
-        proc = start(SNAKEMAKE + extra, project, log)
+        proc = start(command + extra, project, log)
         deadline = time.monotonic() + 120
         while proc.poll() is None and not any(
                 sign in log.read_text() for sign in ("Job stats:", "Nothing to be done")):
@@ -158,45 +177,58 @@ def resume_as_a_user(project: Path, log: Path, actions: list[str]) -> subprocess
 
 
 @pytest.mark.slow
-def test_a_pipeline_killed_three_times_ends_with_the_records_of_an_uninterrupted_run(
+def test_a_pipeline_killed_four_times_ends_with_the_records_of_an_uninterrupted_run(
         repo, tmp_path):
     rng = random.Random(9001)
-    # The uninterrupted run: its records, its tables, and its duration (for kill times).
+    # The uninterrupted run: its records, its tables, and how long its tail (the tables,
+    # figures and page after the last cell) takes.
     reference = pipeline_project(repo, tmp_path / "reference")
     started = time.monotonic()
     proc = start(SNAKEMAKE, reference, tmp_path / "reference.log")
+    summaries = [reference / "results" / "runs" / f"random__naive__babyai__{task}" /
+                 "summary.json" for task in ("goto", "pickup")]
+    while not all(p.exists() for p in summaries) and proc.poll() is None:
+        time.sleep(0.02)
+    cells_done = time.monotonic() - started
     assert proc.wait(600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
     duration = time.monotonic() - started
+    tail = duration - cells_done
 
     project = pipeline_project(repo, tmp_path / "crashed")
     log = tmp_path / "crashed.log"
+    episodes = project / "results" / "runs"
     kills, interrupted, actions = 0, [], []
     proc = start(SNAKEMAKE, project, log)
-    launched = time.monotonic()
-    while kills < 3:
-        # A random moment of what is left: startup, cells and tables are about 40% of the
-        # uninterrupted run, the cells' episodes the rest (a resumed run plays fewer).
-        done = sum(len(read_jsonl(cell / "episodes.jsonl")[0])
-                   for cell in (project / "results" / "runs").glob("*"))
-        left = 0.4 + 0.6 * (1 - done / 120)
-        kill_at = launched + rng.uniform(0.1, 0.9) * duration * left
-        if not run_until(proc, kill_at):
-            assert proc.returncode == 0, log.read_text()[-3000:]
-            break  # it finished before this kill was due
-        jobs = [cmd for cmd in group_processes(proc.pid) if "balrog_worker" in cmd
-                or "--target-jobs" in cmd]
+
+    def kill_now():
+        nonlocal kills, proc
+        jobs = {cmd.split(" -m balrog_worker ")[1].split()[0] if " -m balrog_worker " in cmd
+                else "cell_config" for cmd in group_processes(proc.pid)
+                if " -m balrog_worker " in cmd or "--target-jobs" in cmd}
         kill_group(proc)
         kills += 1
-        if jobs:
-            interrupted.append(sorted({cmd.split(" -m balrog_worker ")[-1].split()[0]
-                                       if " -m balrog_worker " in cmd else "cell_config"
-                                       for cmd in jobs}))
+        interrupted.append(sorted(jobs))
         proc = resume_as_a_user(project, log, actions)
-        launched = time.monotonic()
+
+    # Three kills while the cells play, at seeded random points of their 120 episodes
+    # (plus a few milliseconds, to land anywhere in a step), whatever the machine's load.
+    for target in sorted(rng.sample(range(5, 115), 3)):
+        if not kill_moment(proc, lambda: committed(episodes.glob("*/episodes.jsonl")),
+                           target, rng.uniform(0.0, 0.05)):
+            break
+        kill_now()
+    # One more at a random moment of the tail, if the run gets there before it ends.
+    while (proc.poll() is None
+           and len(list(episodes.glob("*/summary.json"))) < 2):
+        time.sleep(0.02)
+    if run_until(proc, time.monotonic() + rng.uniform(0.1, 0.9) * tail):
+        kill_now()
     assert proc.wait(600) == 0, log.read_text()[-3000:]
-    print(f"\npipeline: uninterrupted {duration:.1f}s; {kills} SIGKILLs, "
-          f"{len(interrupted)} with jobs in flight {interrupted}; user actions: {actions}")
-    assert kills == 3 and len(interrupted) >= 1
+    hit = [jobs for jobs in interrupted if jobs]
+    print(f"\npipeline: uninterrupted {duration:.1f}s; {kills} SIGKILLs, {len(hit)} with "
+          f"jobs in flight {interrupted}; user actions: {actions}")
+    assert kills >= 3 and sum("run" in jobs for jobs in interrupted) >= 3
+    assert "rerun-incomplete" not in actions  # the default profile reruns those jobs
 
     expected = all_records(reference / "results" / "runs")
     got = all_records(project / "results" / "runs")
@@ -215,6 +247,39 @@ def test_a_pipeline_killed_three_times_ends_with_the_records_of_an_uninterrupted
     assert (project / "reports" / "index.html").exists()
 
 
+@pytest.mark.slow
+def test_snakemake_killed_alone_needs_only_an_unlock(repo, tmp_path):
+    """Snakemake SIGKILLed by itself (the OOM killer's choice) while a job runs on: the
+    job finishes its output, which Snakemake had marked incomplete. The next run needs
+    `--unlock` and nothing else (no `--rerun-incomplete`), and loses nothing."""
+    project = make_project(repo, tmp_path / "project",
+                           {**PIPELINE, "envs": {"babyai": {"tasks": ["goto"],
+                                                            "episodes": 60,
+                                                            "max_steps": 40}}})
+    log = tmp_path / "snakemake.log"
+    cell = project / "results" / "runs" / "random__naive__babyai__goto"
+    proc = start([*SNAKEMAKE, "evaluate_all"], project, log)
+    deadline = time.monotonic() + 300
+    while not (cell / "steps.jsonl").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake only; its job plays on
+    proc.wait(60)
+    while any(" -m balrog_worker run " in cmd for cmd in group_processes(proc.pid)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (cell / "summary.json").exists()
+    assert list((project / ".snakemake" / "incomplete").iterdir())  # marked incomplete
+
+    actions: list[str] = []
+    proc = resume_as_a_user(project, log, actions, [*SNAKEMAKE, "evaluate_all"])
+    assert proc.wait(600) == 0, log.read_text()[-3000:]
+    assert actions == ["unlock"]
+    episodes, steps = cell_records(cell)
+    assert [e["episode_index"] for e in episodes] == list(range(60))
+    assert len(steps) == sum(e["num_steps"] for e in episodes)
+
+
 # --- (b) one `balrog-worker run` ---------------------------------------------------------
 
 RUN = [str(BIN / "balrog-worker"), "run", "--env", "babyai/goto", "--model", "random",
@@ -226,24 +291,20 @@ def test_a_run_killed_four_times_resumes_to_the_records_of_an_uninterrupted_run(
     reference = tmp_path / "reference"
     started = time.monotonic()
     proc = start([*RUN, "--out", str(reference)], tmp_path, tmp_path / "reference.log")
-    while not (reference / "steps.jsonl").exists() and proc.poll() is None:
-        time.sleep(0.01)
-    startup = time.monotonic() - started  # imports and the first episode's steps
     assert proc.wait(300) == 0, (tmp_path / "reference.log").read_text()[-3000:]
     duration = time.monotonic() - started
 
     out = tmp_path / "crashed"
     kills, interrupted, recoveries = 0, 0, 0
-    for attempt in range(4):
+    # Four kills at seeded random points of the 200 episodes, plus up to 30 ms (an
+    # episode takes about that long), so that each lands mid-play whatever the load.
+    for attempt, target in enumerate(sorted(rng.sample(range(5, 195), 4))):
         log = tmp_path / f"attempt{attempt}.log"
         steps = out / "steps.jsonl"
         size_before = steps.stat().st_size if steps.exists() else 0
-        done = len(read_jsonl(out / "episodes.jsonl")[0])
-        # A kill at a random moment of what is left to play (a resumed run has less).
-        ahead = (duration - startup) * (200 - done) / 200
-        launched = time.monotonic()
         proc = start([*RUN, "--out", str(out)], tmp_path, log)
-        if not run_until(proc, launched + startup + rng.uniform(0.0, 0.9) * ahead):
+        if not kill_moment(proc, lambda: committed([out / "episodes.jsonl"]), target,
+                           rng.uniform(0.0, 0.03)):
             assert proc.returncode == 0, log.read_text()[-3000:]
             break
         size_at_kill = steps.stat().st_size if steps.exists() else 0
