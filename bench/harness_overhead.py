@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import header
+
 from balrog_worker import envs
 from balrog_worker.cells import Cell
 from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
 from balrog_worker.evaluator import run_cell
-from balrog_worker.provenance import package_versions
 from balrog_worker.seeding import episode_seed
 
 DEFAULT_IDS = ["babyai/goto", "minigrid/doorkey", "minihack/mazewalk_15x15", "nethack/challenge",
@@ -75,8 +75,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--envs", nargs="+", default=DEFAULT_IDS)
     args = parser.parse_args()
-    print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
-          f"python {platform.python_version()}; {package_versions()}")
+    header("harness overhead: harness steps/s vs the raw simulator",
+           ("nle", "minihack", "crafter", "textworld"))
     print(f"{'env':28} {'steps':>6} {'harness/s':>10} {'raw/s':>10} {'raw / harness':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         for env_id in args.envs:

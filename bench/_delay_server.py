@@ -1,0 +1,119 @@
+"""An OpenAI-compatible chat-completions server that answers every request after a fixed
+delay, for the benchmarks: a model whose only cost is its latency.
+
+    python bench/_delay_server.py [--delay 0.2] [--answer "turn left"]
+
+Prints its port on the first line of stdout, then serves until killed. ``GET /stats``
+answers ``{"requests": N}``, the chat completions served so far. It runs in its own process
+(so it never competes with the harness for the GIL) on one asyncio loop, where an idle
+keep-alive connection costs a socket and a coroutine, not a thread: hundreds of requests
+in flight cost little CPU. HTTP/1.1 is parsed by hand, enough for the ``openai`` SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+class DelayServer:
+    def __init__(self, delay: float, answer: str):
+        self.delay = delay
+        self.answer = answer
+        self.requests = 0
+        words = len(answer.split())
+        self.body = json.dumps({
+            "id": "chatcmpl-delay", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "delay",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": words,
+                      "total_tokens": 100 + words},
+        }).encode()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    break
+                method = request_line.split(b" ", 1)[0]
+                length, close = 0, False
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"connection":
+                        close = value.strip().lower() == b"close"
+                if length:
+                    await reader.readexactly(length)
+                if method == b"POST":
+                    self.requests += 1
+                    await asyncio.sleep(self.delay)
+                    body = self.body
+                else:
+                    body = json.dumps({"requests": self.requests}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                if close:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away mid-request
+        finally:
+            writer.close()
+
+    async def serve(self) -> None:
+        # A backlog above the clients' connection pool: 256 connections may open at once.
+        server = await asyncio.start_server(self.handle, "127.0.0.1", 0, backlog=2048)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
+
+
+class DelayServerProcess:
+    """The server in a child process, for ``with``: ``url`` is its ``/v1`` base URL."""
+
+    def __init__(self, delay: float = 0.2, answer: str = "turn left"):
+        self._args = [sys.executable, str(Path(__file__)), "--delay", str(delay),
+                      "--answer", answer]
+
+    def __enter__(self) -> DelayServerProcess:
+        self._process = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
+        self.port = int(self._process.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        return self
+
+    def requests(self) -> int:
+        """Chat completions served so far."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats") as response:
+            return json.loads(response.read())["requests"]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--delay", type=float, default=0.2, help="seconds before each answer")
+    parser.add_argument("--answer", default="turn left", help="the text of every answer")
+    args = parser.parse_args()
+    asyncio.run(DelayServer(args.delay, args.answer).serve())  # until terminated
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Concurrent episodes against a slow model: requests/s that one cell keeps up against an
+OpenAI-compatible server that answers every call after a fixed delay, for N episodes in
+flight, compared with the ideal N / delay.
+
+    python bench/concurrency.py [--n 1 8 64 256] [--delay 0.2] [--steps 50] [--cache on]
+
+Each N runs one cell through the real harness (``evaluator.run_cell``, the ``openai``
+SDK, the naive agent on minigrid/empty, the response cache as configured) with N episodes,
+``parallel_episodes`` = N and the model's ``concurrency`` = N. The server
+(``_delay_server.py``) runs in its own process on an asyncio loop. The rate is the
+requests the server counted over the wall time of ``run_cell``, start-up included.
+Target (issue 8): at least 0.9 of the ideal at N = 64 on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from _common import header, load_average, verdict
+from _delay_server import DelayServerProcess
+
+from balrog_worker.cachedir import CACHE_ENV
+from balrog_worker.cells import Cell
+from balrog_worker.config import AgentSpec, CellConfig, Generation, ModelSpec
+from balrog_worker.evaluator import run_cell
+
+TARGET_N, TARGET_RATIO = 64, 0.9
+
+
+def measure(server: DelayServerProcess, n: int, steps: int, env_id: str, cache: str,
+            seed: int, out: Path) -> dict:
+    env, task = env_id.split("/")
+    model = ModelSpec(name="delay-server", backend="openai_compatible", model="delay",
+                      base_url=server.url, concurrency=n,
+                      generation=Generation(temperature=0.0, max_tokens=8))
+    config = CellConfig(cell=Cell(model.name, "naive", env, task), model=model,
+                        agent=AgentSpec("naive", "naive"), episodes=n, max_steps=steps,
+                        parallel_episodes=n, cache=cache, seed=seed)
+    before, server_cpu = server.requests(), server.cpu_seconds()
+    start, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):  # BabyAI's level generator chatters
+        report = run_cell(config, out)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    requests = server.requests() - before
+    server_cpu = server.cpu_seconds() - server_cpu
+    latencies = [json.loads(line)["latency_s"] for line in (out / "steps.jsonl").open()]
+    return {"n": n, "failed": report.failed, "requests": requests, "wall_s": wall,
+            "rate": requests / wall, "latency_s": sum(latencies) / len(latencies),
+            "cpu_ms": 1000 * cpu / requests, "server_cpu_ms": 1000 * server_cpu / requests}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[1, 8, 64, 256],
+                        help="episodes in flight, one run each")
+    parser.add_argument("--delay", type=float, default=0.2, help="the server's answer delay (s)")
+    parser.add_argument("--steps", type=int, default=50, help="steps (model calls) an episode")
+    parser.add_argument("--env", default="minigrid/empty")
+    parser.add_argument("--cache", choices=["on", "off"], default="on",
+                        help="the response cache (on is the default of a real run)")
+    args = parser.parse_args()
+    header("concurrent episodes against a delay server", ("openai", "httpx", "httpx2"))
+    print(f"# {args.env}, {args.steps} steps an episode, delay {args.delay * 1000:.0f} ms, "
+          f"response cache {args.cache}")
+    print(f"{'N':>5} {'requests':>9} {'wall s':>7} {'req/s':>8} {'ideal':>7} {'ratio':>6} "
+          f"{'latency ms':>11} {'CPU ms/req':>10} {'server':>7} {'load':>15}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            DelayServerProcess(args.delay) as server:
+        # A fresh response cache: every call of the run must reach the server.
+        os.environ[CACHE_ENV] = str(Path(tmp) / "cache")
+        # Warm-up: imports, the SDK, the environment's first build.
+        # Each run its own base seed, so no prompt of one is a cache hit in another.
+        measure(server, 1, 2, args.env, args.cache, 999, Path(tmp) / "warm")
+        for seed, n in enumerate(args.n):
+            row = measure(server, n, args.steps, args.env, args.cache, seed,
+                          Path(tmp) / f"n{n}")
+            ideal = n / args.delay
+            rows.append({**row, "ratio": row["rate"] / ideal})
+            print(f"{n:>5} {row['requests']:>9} {row['wall_s']:>7.2f} {row['rate']:>8.1f} "
+                  f"{ideal:>7.0f} {row['rate'] / ideal:>6.2f} "
+                  f"{row['latency_s'] * 1000:>11.1f} {row['cpu_ms']:>10.2f} "
+                  f"{row['server_cpu_ms']:>7.2f} {load_average():>15}"
+                  + (f"  ({row['failed']} episodes failed)" if row["failed"] else ""))
+    for row in rows:
+        if row["n"] == TARGET_N:
+            print(verdict(f"N={TARGET_N} rate / ideal", row["ratio"], TARGET_RATIO))
+
+
+if __name__ == "__main__":
+    main()
