@@ -103,10 +103,9 @@ def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
     assert all(body["messages"][0] == sent[0]["messages"][0] for body in sent)
     assert any(GARBAGE["prompt injection"] in json.dumps(body) for body in sent)
 
-    # The live stream is records only, one JSON object a line, the same as the files.
-    # (Lines end at "\n" alone: JSON leaves U+0085, U+2028 and U+2029 raw, and
-    # str.splitlines would break a record at them.)
-    streamed = [json.loads(line) for line in result.stdout.split("\n")[:-1]]
+    # The live stream is records only, one JSON object a line, the same as the files;
+    # lines are lines to every splitter (U+0085, U+2028 and U+2029 are escaped too).
+    streamed = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["type"] for r in streamed] == ["step"] * len(answers) + ["episode"]
     assert [r["completion"] for r in streamed[:-1]] == [s["completion"] for s in steps]
     for raw in (result.stdout.encode(), (out / "steps.jsonl").read_bytes()):
@@ -117,9 +116,10 @@ def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
 
 def strict_jsonl(path) -> list[dict]:
     """Every line of ``path`` as a JSON object; any other line fails the test."""
-    lines = path.read_bytes().decode("utf-8").split("\n")
-    assert lines[-1] == ""  # every record ends with a newline
-    records = [json.loads(line) for line in lines[:-1]]
+    text = path.read_bytes().decode("utf-8")
+    assert text.endswith("\n")  # every record ends with a newline
+    assert text.splitlines() == text.split("\n")[:-1]  # no other line break inside one
+    records = [json.loads(line) for line in text.splitlines()]
     assert all(isinstance(record, dict) for record in records)
     return records
 

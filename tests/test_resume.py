@@ -5,6 +5,7 @@ import json
 import pytest
 
 from balrog_worker.cells import Cell
+from balrog_worker.clients.base import Completion
 from balrog_worker.clients.baselines import RandomClient
 from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
 from balrog_worker.evaluator import run_cell
@@ -147,6 +148,30 @@ def test_failed_episodes_are_recorded_then_retried(tmp_path):
     episodes, _ = read_jsonl(tmp_path / "episodes.jsonl")
     assert sorted(e["episode_index"] for e in episodes) == [0, 1]
     assert not any(e["failed"] for e in episodes)
+
+
+def test_a_failed_episode_keeps_the_usage_of_the_calls_it_made(tmp_path):
+    class DiesOnThirdCall(RandomClient):
+        """Fault injection: two answered (and paid) calls, then the server is gone."""
+
+        calls = 0
+
+        def complete(self, request):
+            self.calls += 1
+            if self.calls == 3:
+                raise ConnectionError("server went away")
+            answer = super().complete(request)
+            return Completion(answer.text, input_tokens=100, output_tokens=3, retries=1)
+
+    config = CellConfig(cell=Cell("random", "naive", "babyai", "goto"),
+                        model=ModelSpec("random", "random"), agent=AgentSpec("naive", "naive"),
+                        episodes=1, max_steps=5)
+    assert run_cell(config, tmp_path, client=DiesOnThirdCall()).failed == 1
+    (episode,), _ = read_jsonl(tmp_path / "episodes.jsonl")
+    assert episode["failed"] and episode["num_steps"] == 2
+    assert (episode["llm_calls"], episode["input_tokens"], episode["output_tokens"],
+            episode["retries"]) == (2, 200, 6, 2)
+    assert read_jsonl(tmp_path / "steps.jsonl") == ([], 0)  # the rerun plays it again
 
 
 def test_bad_cli_input_fails_in_one_line_before_writing(tmp_path):

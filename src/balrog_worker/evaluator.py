@@ -113,8 +113,10 @@ class CellRun:
             raise
         except Exception as error:  # recorded, never fatal to the cell
             log.exception("%s episode %d failed", self.config.run_id, index)
+            # The steps are dropped (a rerun plays the episode again), but the calls they
+            # made were paid for: their usage stays on the failed record.
             episode = {"failed": True, "error": f"{type(error).__name__}: {error}",
-                       "end_reason": "error", "num_steps": len(steps)}
+                       "end_reason": "error", "num_steps": len(steps), **usage_of(steps)}
             steps = []
         episode = {**self.keys, "episode_index": index, "seed": seed, **episode,
                    "duration_s": round(time.perf_counter() - started, 4)}
@@ -178,6 +180,17 @@ class CellRun:
 def empty_usage() -> dict:
     return {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
             "reasoning_tokens": 0, "retries": 0, "cost_usd": 0.0}
+
+
+def usage_of(steps: list[dict]) -> dict:
+    """The usage totals of the calls behind ``steps`` (one call per step record)."""
+    totals = empty_usage()
+    totals["llm_calls"] = len(steps)
+    for key in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                "retries"):
+        totals[key] = sum(step.get(key, 0) for step in steps)
+    totals["cost_usd"] = round(sum(step.get("cost_usd", 0.0) for step in steps), 8)
+    return totals
 
 
 def _shown(observation: envs.Observation, note: str) -> str:

@@ -25,6 +25,7 @@ from balrog_worker import envs
 from balrog_worker.agents import AGENTS
 from balrog_worker.clients import make_client, preflight
 from balrog_worker.seeding import derive_seed
+from balrog_worker.store import json_line
 
 
 class Session:
@@ -132,5 +133,5 @@ def serve(stdin: TextIO, stdout: TextIO) -> int:
 
 
 def _answer(stdout: TextIO, reply: dict) -> None:
-    stdout.write(json.dumps(reply, ensure_ascii=False) + "\n")
+    stdout.write(json_line(reply))
     stdout.flush()

@@ -67,8 +67,18 @@ def _diff(old: object, new: object, path: str = "") -> list[str]:
     return [] if old == new else [path]
 
 
+# Line breaks to Python's str.splitlines() (and to some editors and JavaScript), though
+# JSON allows them raw in strings: escaped, so a record is one line to every reader.
+_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(record: dict) -> str:
+    """``record`` as one line of JSONL (UTF-8 text kept readable, with its newline)."""
+    return json.dumps(record, ensure_ascii=False, allow_nan=False).translate(_BREAKS) + "\n"
+
+
 def _dumps(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    return json_line(record).encode("utf-8")
 
 
 class CellStore:

@@ -6,10 +6,11 @@ prints to ``sys.stdout`` is sent to stderr instead.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from typing import TextIO
+
+from balrog_worker.store import json_line
 
 
 class RecordStream:
@@ -25,7 +26,7 @@ class RecordStream:
         return stream
 
     def emit(self, kind: str, record: dict) -> None:
-        line = json.dumps({"type": kind, **record}, ensure_ascii=False)
+        line = json_line({"type": kind, **record})
         with self._lock:
-            self.out.write(line + "\n")
+            self.out.write(line)
             self.out.flush()
