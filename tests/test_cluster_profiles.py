@@ -114,6 +114,8 @@ def test_the_profiles_use_only_options_snakemake_and_the_plugins_know(repo, tmp_
     assert kube.default_storage_provider == "s3"
     assert kube.default_storage_prefix.startswith("s3://")
     assert kube.container_image != slurm.container_image  # not Snakemake's own image
+    # the plugin refuses a GPU request without its maker (a vLLM cell with `serve`)
+    assert kube.set_resources["evaluate"]["gpu_manufacturer"].raw == "nvidia"
     for args in (slurm, kube):
         assert not args.resources  # the caps are the workflow profile's alone
     (tmp_path / "config.yaml").write_text("executor: kubernetes\nkubernetes-namespce: x\n")

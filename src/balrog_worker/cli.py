@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
+    from balrog_worker.clients.vllm_server import ServerError
     from balrog_worker.clients.weights import WeightsError
     from balrog_worker.config import ConfigError
     from balrog_worker.store import StoreError
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, StoreError, WeightsError) as error:
         print(f"balrog-worker: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ServerError as error:  # a model server this run had to start did not come up
+        print(f"balrog-worker: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("balrog-worker: interrupted; finished episodes are kept", file=sys.stderr)
         return 130

@@ -48,6 +48,22 @@ class Price:
 
 
 @dataclass(frozen=True)
+class VLLMServe:
+    """A vLLM server the job starts for itself on its own GPUs (backend ``vllm`` without
+    ``base_url``), stopped when the cell ends."""
+
+    gpus: int = 1  # the tensor-parallel size, and the GPUs the job asks the scheduler for
+    command: tuple[str, ...] = ("vllm",)  # e.g. a container wrapper: apptainer exec ... vllm
+    args: tuple[str, ...] = ()  # more `vllm serve` flags: --max-model-len 8192, ...
+    startup_timeout_s: float = 1200.0  # weights are loaded (and maybe compiled) first
+
+    def __post_init__(self):
+        # Lists from YAML or JSON become tuples: the spec stays hashable and comparable.
+        object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "args", tuple(self.args))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     backend: str
@@ -63,6 +79,19 @@ class ModelSpec:
     concurrency: int = 8  # calls in flight at once from one job
     constrain_actions: bool = False  # force answers into the valid actions (grammar)
     price: Price | None = None
+    serve: VLLMServe | None = None  # vllm: start the server in the job
+
+    def __post_init__(self):
+        if self.serve is None:
+            return
+        if self.backend != "vllm":
+            raise ConfigError(f"models.{self.name}.serve: only the vllm backend starts a "
+                              f"server, not {self.backend}")
+        if self.base_url:
+            raise ConfigError(f"models.{self.name}: give either base_url (a running server) "
+                              "or serve (the job starts one), not both")
+        if not self.model:
+            raise ConfigError(f"models.{self.name}.model: serve needs the model to load")
 
     def public(self) -> dict:
         """The spec as recorded in summaries: everything but secrets (none held here)."""
@@ -492,8 +521,11 @@ def _model_spec(name: str, spec: dict, prices: dict[str, Price] | None = None) -
         price = Price(**price)
     elif prices:  # the prices table is keyed by model id, or by the entry's name
         price = prices.get(spec.get("model") or "") or prices.get(name)
-    fields = {k: v for k, v in spec.items() if k not in ("generation", "price")}
-    return ModelSpec(name=name, generation=generation, price=price, **fields)
+    serve = spec.get("serve")
+    if isinstance(serve, dict):
+        serve = VLLMServe(**serve)
+    fields = {k: v for k, v in spec.items() if k not in ("generation", "price", "serve")}
+    return ModelSpec(name=name, generation=generation, price=price, serve=serve, **fields)
 
 
 def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:

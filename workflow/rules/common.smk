@@ -76,5 +76,11 @@ def api_calls(backend):
     return calls
 
 
+def served_gpus(wildcards):
+    """The GPUs of the vLLM server a cell starts for itself, or None (no claim)."""
+    serve = PARAMS.model(CELLS[wildcards.cell].model).serve
+    return serve.gpus if serve else None
+
+
 def cell_summaries(wildcards):
     return [f"{RESULTS}/{slug}/summary.json" for slug in CELLS]

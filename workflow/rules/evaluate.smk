@@ -38,6 +38,9 @@ rule evaluate:
         gemini_calls=api_calls("gemini"),
         vllm_calls=api_calls("vllm"),
         openai_compatible_calls=api_calls("openai_compatible"),
+        # GPUs of a vLLM server the job starts itself (`serve`); the SLURM and Kubernetes
+        # executors turn this into --gpus / nvidia.com/gpu.
+        gpu=served_gpus,
     conda:
         "../envs/balrog-worker.yaml"
     shell:

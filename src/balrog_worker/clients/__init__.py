@@ -85,6 +85,10 @@ def _backend(spec: ModelSpec) -> Client:
             top_p=spec.generation.top_p,
             constrain_actions=spec.constrain_actions,
         )
+    if spec.serve is not None:  # a vLLM server this job starts and stops
+        from balrog_worker.clients.vllm_server import ServedClient
+
+        return ServedClient(spec, lambda served: _client_class(served)(served))
     if spec.backend in API_BACKENDS:
         return _client_class(spec)(spec)
     raise ConfigError(f"model {spec.name!r}: unknown backend {spec.backend!r}")
