@@ -76,7 +76,7 @@ def main() -> None:
               f"workflow from {'the working tree' if args.from_worktree else 'git HEAD'}")
         print(f"{'command':28} {'wall s':>7} {'CPU s':>6} {'jobs':>6} {'load':>15}")
         results = {}
-        for extra in ([], ["--quiet"]):
+        for extra in ([], ["--quiet"]):  # --quiet: no per-job listing, no summary
             command = ["snakemake", "-n", *extra]
             shutil.rmtree(where / ".snakemake", ignore_errors=True)  # no state from a run before
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,7 +94,7 @@ def main() -> None:
                      if line.startswith("total")]
             name = " ".join(command)
             results[name] = elapsed
-            print(f"{name:28} {elapsed:>7.1f} {cpu:>6.1f} {total[0] if total else '?':>6} "
+            print(f"{name:28} {elapsed:>7.1f} {cpu:>6.1f} {total[0] if total else '-':>6} "
                   f"{load_average():>15}")
     # ru_maxrss of children: the largest resident set of any one of them (Snakemake).
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20

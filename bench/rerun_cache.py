@@ -72,7 +72,7 @@ def run_grid(where: Path, server: DelayServerProcess, params: dict, cores: int) 
     jobs = [(cell / "summary.json").stat().st_mtime - (cell / "cell.json").stat().st_mtime
             for cell in results.iterdir()]
     return {"wall_s": wall, "calls": server.requests() - before, "actions": actions(results),
-            "job_s": sum(jobs) / len(jobs)}
+            "job_s": sum(jobs) / len(jobs), "load": load_average()}
 
 
 def main() -> None:
@@ -100,13 +100,13 @@ def main() -> None:
     print(f"{'run':6} {'model calls':>11} {'wall s':>7} {'s per job':>9} {'load':>15}")
     for name, run in runs.items():
         print(f"{name:6} {run['calls']:>11} {run['wall_s']:>7.1f} {run['job_s']:>9.1f} "
-              f"{load_average():>15}")
+              f"{run['load']:>15}")
     same = runs["first"]["actions"] == runs["rerun"]["actions"]
     print(f"rerun recorded the same actions: {'yes' if same else 'NO'}")
     print(f"rerun model calls: {runs['rerun']['calls']} vs target 0: "
           f"{'met' if runs['rerun']['calls'] == 0 and same else 'MISSED'}")
     print(f"rerun wall time / first run's: {runs['rerun']['wall_s'] / runs['first']['wall_s']:.2f}"
-          f" (the model's share of the first: {args.steps} steps x {args.delay:g} s per episode)")
+          f" (a first-run job waits {args.steps} x {args.delay:g} s on the model)")
 
 
 if __name__ == "__main__":
