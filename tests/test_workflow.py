@@ -112,6 +112,21 @@ def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project
     again = sh("snakemake", "--cores", "2", cwd=project)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # A cell whose resolved config changes is planned again (its config is a param of its
+    # job); a new cell is planned alone.
+    def planned(envs: dict) -> int:
+        changed = project / "changed.yaml"
+        changed.write_text(yaml.safe_dump({**SMALL, "envs": envs}))
+        result = sh("snakemake", "-n", "--quiet", "rules", "--configfile", str(changed),
+                    cwd=project)
+        changed.unlink()
+        rows = [line.split() for line in result.stdout.splitlines()]
+        return next((int(row[1]) for row in rows if row[:1] == ["evaluate"]), 0)
+
+    babyai = SMALL["envs"]["babyai"]
+    assert planned({"babyai": {**babyai, "tasks": ["goto", "pickup", "open"]}}) == 1
+    assert planned({"babyai": {**babyai, "max_steps": 13}}) == 2
+
     # DVC runs the same pipeline; the evaluation stage finds every cell done.
     first = sh("dvc", "repro", cwd=project)
     assert "Running stage 'evaluate'" in first.stdout

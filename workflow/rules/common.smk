@@ -34,10 +34,6 @@ FIGURES = ["leaderboard", "per_task"] + (
 )
 
 
-localrules:
-    cell_config,
-
-
 wildcard_constraints:
     cell="[A-Za-z0-9._-]+",
 

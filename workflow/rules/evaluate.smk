@@ -3,30 +3,17 @@
 # (the worker resumes from them on the next run).
 
 
-rule cell_config:
-    output:
-        f"{RESULTS}/{{cell}}/cell.json",
-    params:
-        config=cell_config,
-    log:
-        "logs/cell_config/{cell}.log",
-    conda:
-        "../envs/balrog-worker.yaml"
-    # A shell command, not a `run:` block: Snakemake starts a whole new Snakemake process
-    # for each `run:` job (seconds per cell), and printf takes milliseconds.
-    shell:
-        "printf '%s\\n' {params.config:q} > {output:q} 2> {log:q}"
-
-
 rule evaluate:
-    input:
-        rules.cell_config.output,
     output:
         f"{RESULTS}/{{cell}}/summary.json",
     params:
         python=PYTHON,
         # the output's own directory, so that it follows a storage provider's local copy
         out_dir=subpath(output[0], parent=True),
+        # The cell's resolved config, written beside its records as cell.json. A param,
+        # not a file of its own rule: a change still reruns the cell (params are a
+        # rerun trigger), and one job per cell halves Snakemake's work on a large grid.
+        config=cell_config,
     log:
         "logs/evaluate/{cell}.log",
     threads: cell_threads
@@ -44,8 +31,9 @@ rule evaluate:
     conda:
         "../envs/balrog-worker.yaml"
     shell:
-        "{params.python:q} -m balrog_worker run --config {input:q} --out {params.out_dir:q}"
-        " > {log:q} 2>&1"
+        "printf '%s\\n' {params.config:q} > {params.out_dir:q}/cell.json && "
+        "{params.python:q} -m balrog_worker run --config {params.out_dir:q}/cell.json"
+        " --out {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule evaluate_all:
