@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 STOP_GRACE_S = 30.0
+# The server is on 127.0.0.1: never through an HTTP proxy set in the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ServerError(RuntimeError):
@@ -85,7 +87,7 @@ class VLLMServer:
 
     def _lists_model(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/models", timeout=5) as response:
+            with _DIRECT.open(f"{self.url}/models", timeout=5) as response:
                 listed = json.load(response).get("data", [])
         except (OSError, urllib.error.URLError, ValueError):
             return False  # not listening yet, or still loading
