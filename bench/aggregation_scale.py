@@ -13,8 +13,6 @@ record of ~700 bytes, a step record of ~450 bytes with a short observation. Targ
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import shutil
 import tempfile
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from _common import header, verdict
 
 from balrog_worker.analysis.leaderboard import write_leaderboard
 
@@ -107,9 +106,7 @@ def main() -> None:
                         help="where to write the records (default: a temporary directory)")
     args = parser.parse_args()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; python "
-          f"{platform.python_version()}, polars {pl.__version__}")
+    header("aggregation of episode and step records", ("polars",))
     tmp = Path(tempfile.mkdtemp(dir=args.dir))
     try:
         start = time.perf_counter()
@@ -124,11 +121,10 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"aggregated in {elapsed:.1f} s (target < {TARGET_S:.0f} s: ratio "
-          f"{elapsed / TARGET_S:.2f}, {'met' if elapsed < TARGET_S else 'MISSED'})")
-    print(f"peak RSS {peak:.2f} GB (after writing the records: {before:.2f} GB; target < "
-          f"{TARGET_GB:.0f} GB: {'met' if peak < TARGET_GB else 'MISSED'})")
-
+    print(f"aggregated in {elapsed:.1f} s; peak RSS {peak:.2f} GB (after writing the "
+          f"records: {before:.2f} GB)")
+    print(verdict("aggregation time", elapsed, TARGET_S, at_least=False, unit=" s"))
+    print(verdict("peak RSS", peak, TARGET_GB, at_least=False, unit=" GB"))
 
 if __name__ == "__main__":
     main()
