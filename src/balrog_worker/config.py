@@ -306,9 +306,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_integer(value: object) -> bool:
+    """An int, not a bool, and not a float such as 2.0 (JSON Schema's "integer" admits
+    those, and a count of 2.0 episodes breaks later, far from the input)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_count(name: str, value: object, low: int, high: int | None) -> None:
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
+    if not _is_integer(value) or value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
         raise ConfigError(f"{name}: must be an integer {bounds}, got {value!r}")
 
@@ -468,9 +473,7 @@ CELL_SCHEMA = {
 
 
 def _strict_integer(checker, instance: object) -> bool:
-    """An int, not a bool, and not a float such as 2.0 (JSON Schema's "integer" admits
-    those, and a count of 2.0 episodes breaks later, far from the input)."""
-    return isinstance(instance, int) and not isinstance(instance, bool)
+    return _is_integer(instance)
 
 
 def _finite_number(checker, instance: object) -> bool:

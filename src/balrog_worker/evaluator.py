@@ -82,8 +82,7 @@ class CellRun:
                 "reasoning_tokens": usage.reasoning_tokens, "retries": usage.retries,
                 "cost_usd": round(self.cost(usage), 8), "latency_s": round(usage.latency_s, 6)}
         totals["llm_calls"] += 1
-        for key in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
-                    "retries", "cost_usd"):
+        for key in USAGE_FIELDS:
             totals[key] += call[key]
         return call
 
@@ -177,19 +176,22 @@ class CellRun:
         }
 
 
+# What each call's step record carries and its episode record sums.
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                "retries", "cost_usd")
+
+
 def empty_usage() -> dict:
-    return {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
-            "reasoning_tokens": 0, "retries": 0, "cost_usd": 0.0}
+    return {"llm_calls": 0, **dict.fromkeys(USAGE_FIELDS, 0), "cost_usd": 0.0}
 
 
 def usage_of(steps: list[dict]) -> dict:
     """The usage totals of the calls behind ``steps`` (one call per step record)."""
     totals = empty_usage()
     totals["llm_calls"] = len(steps)
-    for key in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
-                "retries"):
-        totals[key] = sum(step.get(key, 0) for step in steps)
-    totals["cost_usd"] = round(sum(step.get("cost_usd", 0.0) for step in steps), 8)
+    for key in USAGE_FIELDS:
+        totals[key] += sum(step.get(key, 0) for step in steps)
+    totals["cost_usd"] = round(totals["cost_usd"], 8)
     return totals
 
 

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Request
-from balrog_worker.config import ConfigError, ModelSpec
+from balrog_worker.config import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,6 @@ class ServedClient(Client):
     """A client of a server this job started: closing it stops the server."""
 
     def __init__(self, spec: ModelSpec, make_inner):
-        if spec.serve is None:
-            raise ConfigError(f"model {spec.name!r} has no serve settings")
         self.server = VLLMServer(spec)
         try:
             self.inner = make_inner(replace(spec, serve=None, base_url=self.server.url))
