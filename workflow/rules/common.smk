@@ -59,9 +59,9 @@ def api_calls(backend):
 
     def calls(wildcards):
         cell = CELLS[wildcards.cell]
+        if PARAMS.model(cell.model).backend != backend:
+            return None  # decided before resolving the cell: most cells stop here
         config = PARAMS.cell_config(cell)
-        if config.model.backend != backend:
-            return None
         # The evaluator plays min(parallel_episodes, episodes) episodes at once; a
         # multi-agent episode asks for every focal player (one role each) at once; the
         # client's own semaphore caps the total at the model's concurrency.
