@@ -1,11 +1,17 @@
-"""Every agent through a real SDK against a stub server answering in its format (and in
-broken formats), and the history windows as the server receives them."""
+"""Every agent through a real SDK against a stub server, held to BALROG's rules: how each
+agent type reads an answer (``balrog/agents/*.py``), how the prompt is laid out
+(``balrog/prompt_builder/history.py``) and where few-shot demonstrations come from."""
 
 import pytest
 
+from balrog_worker import envs
+from balrog_worker.agents import AGENTS, demonstrations_for
+from balrog_worker.agents.demonstrations import demonstration_seeds
 from balrog_worker.cells import Cell
-from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig, ModelSpec
+from balrog_worker.clients.base import Completion
+from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
 from balrog_worker.evaluator import run_cell
+from balrog_worker.seeding import episode_seed
 from balrog_worker.store import read_jsonl
 from tests.stubs import StubServer, openai_server
 
@@ -13,9 +19,9 @@ GOOD = {
     "naive": "go forward",
     "robust_naive": "Sure. <|ACTION|>go forward<|END|>",
     "cot": "The box is ahead of me, so I walk on.\nACTION: go forward",
-    "robust_cot": "The box is ahead of me.\n<|ACTION|>Go Forward.<|END|>",
+    "robust_cot": "The box is ahead of me.\n<|ACTION|> go forward <|END|>",
     "planner": "PLAN: walk to the box, then face it\nACTION: go forward",
-    "few_shot": "`go forward`",
+    "few_shot": "go forward.",  # BALROG's filter drops the full stop
 }
 BROKEN = {
     "naive": "I would like to go forward please",
@@ -25,30 +31,18 @@ BROKEN = {
     "planner": "PLAN: think more",
     "few_shot": "???",
 }
-REASONING = {"cot": "The box is ahead of me, so I walk on.",
-             "robust_cot": "The box is ahead of me.", "planner": "walk to the box, then face it"}
+REASONING = {"cot": GOOD["cot"], "robust_cot": GOOD["robust_cot"],
+             "planner": "walk to the box, then face it"}
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory):
-    """Recorded scripted episodes: the few-shot agent's demonstrations."""
-    root = tmp_path_factory.mktemp("demos")
-    config = CellConfig(cell=Cell("scripted", "naive", "babyai", "goto"),
-                        model=BUILTIN_MODELS["scripted"], agent=AgentSpec("naive", "naive"),
-                        episodes=2, max_steps=None)
-    run_cell(config, root / "scripted__naive__babyai__goto")
-    return root
-
-
-def run_agent(tmp_path, monkeypatch, kind, answer, demos, steps=3, **agent_fields):
+def run_agent(tmp_path, monkeypatch, kind, answer, steps=3, **agent_fields):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-agents-123456")
     monkeypatch.setenv("BALROG_WORKER_CACHE", str(tmp_path / "cache"))
-    agent = AgentSpec(kind, kind, demonstrations=str(demos), **agent_fields)
+    agent = AgentSpec(kind, kind, **agent_fields)
     with StubServer(openai_server.ok_body, openai_server.error_body, answer=answer) as stub:
         model = ModelSpec("stub", "openai", model="gpt-test", base_url=stub.url + "/v1")
         config = CellConfig(cell=Cell("stub", kind, "babyai", "goto"), model=model,
-                            agent=agent, episodes=1, max_steps=steps,
-                            cache="off")
+                            agent=agent, episodes=1, max_steps=steps, cache="off")
         run_cell(config, tmp_path / "out")
         requests = [r["body"] for r in stub.requests]
     records, _ = read_jsonl(tmp_path / "out" / "steps.jsonl")
@@ -57,48 +51,136 @@ def run_agent(tmp_path, monkeypatch, kind, answer, demos, steps=3, **agent_field
 
 
 @pytest.mark.parametrize("kind", list(GOOD))
-def test_each_agent_reads_its_own_format(kind, tmp_path, monkeypatch, demos):
-    steps, episode, requests = run_agent(tmp_path, monkeypatch, kind, GOOD[kind], demos)
+def test_each_agent_reads_its_own_format(kind, tmp_path, monkeypatch):
+    steps, episode, requests = run_agent(tmp_path, monkeypatch, kind, GOOD[kind])
     assert episode["invalid_actions"] == 0 and not episode["failed"]
+    assert episode["answer_parsing"] == "strict"
     assert all(s["valid"] and s["candidate"] == s["action"] == "go forward" for s in steps)
     assert all(s["completion"] == GOOD[kind] for s in steps)
     assert all(s["reasoning"] == REASONING.get(kind) for s in steps)
-    system = requests[0]["messages"][0]["content"]
-    assert system.startswith("You are an agent in BabyAI")
+    first = requests[0]["messages"][0]
+    assert first["role"] == "user"  # BALROG sends the instructions as a user message
+    assert "navigation game" in first["content"] and "go to the" in first["content"]
     if kind == "few_shot":
-        assert "Examples of good play" in requests[0]["messages"][1]["content"]
+        assert requests[0]["messages"][1]["content"] == (
+            "****** START OF DEMONSTRATION EPISODE 1 ******")
     if kind == "planner":  # the plan comes back with the next observation
-        assert "Your plan so far: walk to the box" in requests[1]["messages"][-1]["content"]
+        assert "Current Plan:\nwalk to the box, then face it" in (
+            requests[1]["messages"][-1]["content"])
 
 
 @pytest.mark.parametrize("kind", list(BROKEN))
-def test_broken_answers_become_counted_invalid_actions(kind, tmp_path, monkeypatch, demos):
-    steps, episode, _ = run_agent(tmp_path, monkeypatch, kind, BROKEN[kind], demos)
+def test_broken_answers_become_counted_invalid_actions(kind, tmp_path, monkeypatch):
+    steps, episode, requests = run_agent(tmp_path, monkeypatch, kind, BROKEN[kind])
     assert episode["invalid_actions"] == len(steps) == 3
     assert all(not s["valid"] and s["action"] == "go forward" for s in steps)
     assert all(s["completion"] == BROKEN[kind] for s in steps)
+    # BALROG's feedback opens the next observation, and stays in its history.
+    note = ("\n\nYour previous output did not contain a valid action. Defaulted to action: "
+            "go forward\n\nObservation:\n")
+    assert steps[1]["observation"].startswith(f"Current Observation:\n{note}")
+    assert any(m["content"].startswith(f"Observation:\n{note}")
+               for m in requests[2]["messages"][:-1])
+    # An answer the agent extracted is replayed as it was, valid or not; an empty one is
+    # not replayed at all (BALROG passes no previous action then).
+    history = [m for m in requests[2]["messages"] if "DEMONSTRATION" not in m["content"]]
+    if kind == "few_shot":  # the history follows the demonstrations
+        history = requests[2]["messages"][-4:]
+    replayed = [m["content"] for m in history if m["role"] == "assistant"]
+    if kind == "cot":  # the newest answer is replayed with its reasoning
+        replayed[-1] = replayed[-1].removeprefix("Previous plan:\n").replace(
+            BROKEN["cot"], steps[0]["candidate"])
+    assert replayed == ([steps[0]["candidate"]] * 2 if steps[0]["candidate"] else [])
 
 
-def test_history_windows_hold_exactly_the_configured_turns(tmp_path, monkeypatch, demos):
-    _, _, requests = run_agent(tmp_path, monkeypatch, "cot", GOOD["cot"], demos,
-                               max_text_history=2, max_cot_history=1, steps=5)
-    for number, body in enumerate(requests):
-        messages = body["messages"]
-        past = min(number, 2)
-        assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * past + [
-            "user"]
-        assistants = [m["content"] for m in messages if m["role"] == "assistant"]
-        whole = [a for a in assistants if "so I walk on" in a]
-        assert len(whole) == min(past, 1)  # only the newest answer keeps its reasoning
-        assert all(a == "go forward" for a in assistants if a not in whole)
-        assert messages[-1]["content"].count("Current observation:") == 1
-    # While the window fills, each prompt starts with the previous one's system prompt and
-    # first observation (the prefix a provider cache can reuse).
-    assert requests[2]["messages"][:2] == requests[1]["messages"][:2]
+# answer -> (strict, lenient) reading by the naive agent, valid actions of BabyAI.
+NAIVE_READINGS = {
+    "go forward": ("go forward", "go forward"),
+    "go forward.": ("go forward", "go forward"),  # BALROG keeps letters, spaces and ':'
+    "Go forward": ("Go forward", "go forward"),  # case-sensitive match: invalid
+    "`go forward`": ("go forward", "go forward"),
+    "go forward\nbecause the box is ahead": ("go forward\nbecause the box is ahead",
+                                             "go forward"),
+    "**go forward**": ("go forward", "go forward"),
+    "go  forward": ("go  forward", "go forward"),  # two spaces: no action of BALROG's
+    "turn left 2": ("turn left ", "turn left 2"),  # digits never survive BALROG's filter
+}
 
 
-def test_a_vision_agent_sends_exactly_its_image_window(tmp_path, monkeypatch, demos):
-    _, _, requests = run_agent(tmp_path, monkeypatch, "naive", GOOD["naive"], demos,
+@pytest.mark.parametrize("answer", list(NAIVE_READINGS))
+def test_strict_is_balrogs_naive_rule_and_lenient_is_an_option(answer):
+    actions = tuple(envs.make("babyai", "goto").actions)
+    for parsing, expected in zip(("strict", "lenient"), NAIVE_READINGS[answer], strict=True):
+        agent = AGENTS["naive"](AgentSpec("naive", "naive", answer_parsing=parsing), None, "")
+        assert agent.parse(Completion(answer), actions).candidate == expected, parsing
+
+
+@pytest.mark.parametrize(("kind", "answer", "candidate"), [
+    # cot: the naive filter, then the text after the last "ACTION:"
+    ("cot", "Think.\nACTION: turn left\nACTION: go forward", "go forward"),
+    ("cot", "I choose... ACTION: pick up!", "pick up"),
+    ("cot", "no label at all", "no label at all"),
+    ("cot", "action: go forward", "action: go forward"),  # the label is case-sensitive
+    # robust agents: the first tagged span, stripped; tags are case-sensitive
+    ("robust_naive", "<|ACTION|> drop <|END|> <|ACTION|>toggle<|END|>", "drop"),
+    ("robust_naive", "just toggle", "just toggle"),
+    ("robust_naive", "<|action|>toggle<|end|>", "<|action|>toggle<|end|>"),
+    ("robust_cot", "Reasons.\n<|ACTION|>turn right<|END|>", "turn right"),
+    ("robust_cot", "Reasons, then toggle", "Failed to obtain a valid action from the reasoning."),
+    # planner (BALROG's custom agent): everything after the first "ACTION:", any case
+    ("planner", "PLAN: a\naction: go forward", "go forward"),
+    ("planner", "PLAN: a\nACTION: go forward\nmore words", "go forward\nmore words"),
+])
+def test_strict_readings_follow_each_balrog_agent(kind, answer, candidate):
+    agent = AGENTS[kind](AgentSpec(kind, kind), None, "")
+    assert agent.parse(Completion(answer), ()).candidate == candidate
+
+
+def test_prompt_layout_and_history_windows_are_balrogs(tmp_path, monkeypatch):
+    """cot with max_text_history 2 and max_cot_history 1: the queue holds 4 events; the
+    instructions come first as a user message; past answers are actions, the newest with
+    reasoning as "Previous plan"; the current observation is headed as current."""
+    steps, episode, requests = run_agent(tmp_path, monkeypatch, "cot", GOOD["cot"], steps=5,
+                                         max_text_history=2, max_cot_history=1)
+    game = envs.make("babyai", "goto")
+    texts = [game.reset(episode["seed"]).text]
+    texts += [game.step(s["action"]).observation.text for s in steps[:-1]]
+    instructions = requests[0]["messages"][0]["content"]
+    suffix = requests[0]["messages"][-1]["content"].removeprefix(
+        f"Current Observation:\n{texts[0]}")
+    assert suffix.startswith("\n\nFirst think step by step")
+    plan = f"Previous plan:\n{GOOD['cot']}"
+    expected = [
+        [("user", instructions), ("user", f"Current Observation:\n{texts[0]}{suffix}")],
+        [("user", instructions), ("user", f"Observation:\n{texts[0]}"), ("assistant", plan),
+         ("user", f"Current Observation:\n{texts[1]}{suffix}")],
+    ]
+    for n in (2, 3, 4):  # the queue is full: answer, observation, answer, observation
+        expected.append([("user", instructions), ("assistant", "go forward"),
+                         ("user", f"Observation:\n{texts[n - 1]}"), ("assistant", plan),
+                         ("user", f"Current Observation:\n{texts[n]}{suffix}")])
+    got = [[(m["role"], m["content"]) for m in body["messages"]] for body in requests]
+    assert got == expected
+
+
+def test_observations_beyond_the_text_window_keep_only_their_heading():
+    from balrog_worker.agents.history import History
+
+    history = History(max_text_history=1, max_image_history=2)  # a queue of 4 events
+    for step in range(3):
+        history.observe(f"text {step}", "status")
+        history.answered(f"action {step}")
+    history.observe("text 3", "status now", image=b"png")
+    messages = history.messages("rules")
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "rules"), ("assistant", "action 1"), ("user", "Observation:"),
+        ("assistant", "action 2"),
+        ("user", "Current Observation:\nstatus now\ntext 3\nImage observation provided.")]
+    assert messages[-1].images == (b"png",)
+
+
+def test_a_vision_agent_sends_exactly_its_image_window(tmp_path, monkeypatch):
+    _, _, requests = run_agent(tmp_path, monkeypatch, "naive", GOOD["naive"],
                                max_text_history=3, max_image_history=2, steps=4)
     for number, body in enumerate(requests):
         per_message = [sum(part.get("type") == "image_url" for part in m["content"])
@@ -107,3 +189,48 @@ def test_a_vision_agent_sends_exactly_its_image_window(tmp_path, monkeypatch, de
         assert per_message[-1] == 1  # the current observation always carries its frame
         if number:
             assert per_message[-3] == 1  # and the newest past one, nothing older
+
+
+def test_lenient_parsing_is_named_in_the_records(tmp_path, monkeypatch):
+    _, episode, _ = run_agent(tmp_path, monkeypatch, "naive", "Go Forward", steps=2,
+                              answer_parsing="lenient")
+    assert episode["answer_parsing"] == "lenient" and episode["invalid_actions"] == 0
+
+
+def test_few_shot_demonstrations_never_come_from_a_seed_the_cell_plays(tmp_path, monkeypatch):
+    steps, episode, requests = run_agent(tmp_path, monkeypatch, "few_shot", "go forward",
+                                         steps=2)
+    (demo,) = episode["demonstrations"]
+    assert demo["source"] == "scripted" and (demo["env"], demo["task"]) == ("babyai", "goto")
+    played = {episode_seed(0, "babyai", "goto", i) for i in range(100_000)}
+    assert demo["seed"] not in played
+    messages = [(m["role"], m["content"]) for m in requests[0]["messages"]]
+    end = messages.index(("user", "****** END OF DEMONSTRATION EPISODE 1 ******"))
+    shown = messages[2:end]  # the whole episode: observation, then action and observation
+    assert len(shown) == 2 * demo["steps"] + 1
+    assert all(role == "user" and text.startswith("Obesrvation:\n")
+               for role, text in shown[::2])
+    assert messages[end + 1] == ("user", "****** Now it's your turn to play the game! ******")
+
+
+def test_a_demonstration_seed_equal_to_a_played_seed_is_skipped():
+    first, second = demonstration_seeds(0, "babyai", "goto", 2, frozenset())
+    assert demonstration_seeds(0, "babyai", "goto", 1, frozenset({first})) == [second]
+
+
+def test_demonstrations_are_cut_at_max_icl_history_keeping_the_end_marker():
+    config = CellConfig(cell=Cell("m", "few_shot", "babyai", "goto"),
+                        model=ModelSpec("m", "random"),
+                        agent=AgentSpec("few_shot", "few_shot", max_icl_history=3,
+                                        icl_episodes=2), episodes=1, max_steps=5)
+    demos = demonstrations_for(config)
+    assert len(demos) == 2 and demos[0].seed != demos[1].seed
+    agent = AGENTS["few_shot"](config.agent, None, "Rules. PLAY!", demonstrations=demos)
+    contents = [m.content for m in agent.opening()]
+    assert contents[0] == "Rules. First, observe the demonstrations provided and learn from them!!"
+    assert contents[1:] == [
+        "****** START OF DEMONSTRATION EPISODE 1 ******",
+        f"Obesrvation:\n{demos[0].observations[0]}", demos[0].actions[0],
+        f"Obesrvation:\n{demos[0].observations[1]}",
+        "****** END OF DEMONSTRATION EPISODE 1 ******",
+        "****** Now it's your turn to play the game! ******"]

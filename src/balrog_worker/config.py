@@ -105,16 +105,30 @@ class ModelSpec:
                 "constrain_actions": self.constrain_actions}
 
 
+ANSWER_PARSING = ("strict", "lenient")
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
     type: str
+    # BALROG's windows (its config.yaml): observations shown with their text, the
+    # current one included; answers replayed with their reasoning; observations shown
+    # with their image (0: text only).
     max_text_history: int = 16
-    max_cot_history: int = 1  # past answers replayed whole, with their reasoning
-    max_image_history: int = 0  # observations shown with their image (0: text only)
-    max_icl_history: int = 16  # few_shot: demonstration steps
-    demonstrations: str = "results/runs"  # few_shot: where recorded episodes are
-    invalid_feedback: bool = True
+    max_cot_history: int = 1
+    max_image_history: int = 0
+    max_icl_history: int = 1000  # few_shot: demonstration events (observations + actions)
+    icl_episodes: int = 1  # few_shot: demonstration episodes, BALROG's eval.icl_episodes
+    invalid_feedback: bool = True  # BALROG's eval.feedback_on_invalid_action
+    # How an answer is read: BALROG's rule per agent type (strict), or this project's
+    # tolerant reading (lenient: case, fences, punctuation, first line). Changes scores.
+    answer_parsing: str = "strict"
+
+    def __post_init__(self):
+        if self.answer_parsing not in ANSWER_PARSING:
+            raise ConfigError(f"agent {self.name!r}: answer_parsing {self.answer_parsing!r} "
+                              f"is not one of {', '.join(ANSWER_PARSING)}")
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,11 @@ class CellConfig:
         if self.opponent not in OPPONENTS:
             raise ConfigError(f"unknown opponent {self.opponent!r}; choose from "
                               f"{', '.join(OPPONENTS)}")
+        if self.agent.type == "few_shot" and not _demonstrable(self.cell.env):
+            raise ConfigError(
+                f"agent {self.agent.name!r}: few_shot needs demonstrations, which come from "
+                f"the scripted expert on seeds the cell never plays; env {self.cell.env!r} "
+                "has none (BALROG's recorded demonstrations are not available offline)")
         if self.model.backend == "scripted" and not envs.FAMILIES[self.cell.env].oracle:
             with_oracle = [name for name, family in envs.FAMILIES.items() if family.oracle]
             raise ConfigError(
@@ -302,6 +321,11 @@ class Params:
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _demonstrable(env: str) -> bool:
+    family = envs.FAMILIES[env]
+    return family.oracle and not family.multi_agent
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -357,8 +381,16 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         name: _agent_spec(name, spec, field_path=f"agents.{name}")
         for name, spec in data["agents"].items()
     }
-    env_specs = {name: _env_spec(name, spec, source) for name, spec in data["envs"].items()}
+    env_specs = {}
+    for name, spec in data["envs"].items():
+        env_spec = _env_spec(name, spec, source)
+        if env_spec.name in env_specs:
+            raise ConfigError(f"{source}: envs: {name!r} names {env_spec.name!r} again")
+        env_specs[env_spec.name] = env_spec
     blocks = data["grid"] if isinstance(data["grid"], list) else [data["grid"]]
+    # Grid blocks may name envs as BALROG does ("nle").
+    blocks = [{**block, "envs": [envs.canonical(name)[0] for name in block["envs"]]}
+              for block in blocks]
     for number, block in enumerate(blocks):
         where = f"grid.{number}" if isinstance(data["grid"], list) else "grid"
         for axis, defined in (("models", models), ("agents", agents), ("envs", env_specs)):
@@ -404,6 +436,8 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         check_schema(part, {"$defs": defs, "$ref": f"#/$defs/{key}"}, f"{source}: {key}")
         parts[key] = (name, part)
     cell = Cell(**data["cell"])
+    env, task = envs.canonical(cell.env, cell.task)
+    cell = replace(cell, env=env, task=task)
     try:
         envs.check_env_task(cell.env, cell.task)
     except ValueError as error:
@@ -543,14 +577,18 @@ def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:
 
 
 def _env_spec(name: str, spec: dict, source: str) -> EnvSpec:
-    if "opponent" in spec and name in envs.FAMILIES and not envs.FAMILIES[name].multi_agent:
+    family = envs.canonical(name)[0]
+    if "opponent" in spec and family in envs.FAMILIES and not envs.FAMILIES[family].multi_agent:
         raise ConfigError(f"{source}: envs.{name}: 'opponent' applies to multi-agent envs only")
+    tasks = []
     for task in spec["tasks"]:
+        _, task = envs.canonical(family, task)  # BALROG's task names are accepted too
         try:
-            envs.check_env_task(name, task)
+            envs.check_env_task(family, task)
         except ValueError as error:
             raise ConfigError(f"{source}: envs.{name}: {error}") from None
-    return EnvSpec(name=name, tasks=tuple(spec["tasks"]),
+        tasks.append(task)
+    return EnvSpec(name=family, tasks=tuple(dict.fromkeys(tasks)),
                    **{k: v for k, v in spec.items() if k != "tasks"})
 
 

@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from balrog_worker import envs
-from balrog_worker.agents import AGENTS
+from balrog_worker.agents import demonstrations_for, invalid_action_note, make_agent
 from balrog_worker.analysis.stats import cell_aggregate
 from balrog_worker.clients import Client, make_client
+from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig
 from balrog_worker.provenance import git_revision, package_versions
 from balrog_worker.seeding import derive_seed, episode_seed
@@ -44,13 +45,6 @@ class CellReport:
     skipped: int
     summary: dict
     budget_reached: bool = False
-
-
-def invalid_action_note(default_action: str) -> str:
-    return (
-        "Your previous answer was not a valid action, so the default action "
-        f"'{default_action}' was played instead."
-    )
 
 
 class CellRun:
@@ -131,8 +125,7 @@ class CellRun:
     def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
         config = self.config
         observation = game.reset(seed)
-        agent = AGENTS[config.agent.type](config.agent, self.client, game.instructions(),
-                                          env_task=(config.cell.env, config.cell.task))
+        agent = make_agent(config, self.client, game.instructions())
         vision = config.agent.max_image_history > 0
         note = ""
         totals = {"episode_return": 0.0, "invalid_actions": 0, **empty_usage()}
@@ -140,10 +133,10 @@ class CellRun:
         step = 0
         while not (terminated or truncated) and step != config.max_steps:
             self.check_stop()
-            if vision:
-                observation = replace(observation, image=game.frame())
+            image = encode_png(game.frame()) if vision else None
             decision = agent.act(observation, tuple(game.actions),
-                                 derive_seed(seed, step, PLAYER), note, oracle=game.oracle_action)
+                                 derive_seed(seed, step, PLAYER), note,
+                                 oracle=game.oracle_action, image=image)
             valid = game.is_valid(decision.candidate)
             action = decision.candidate if valid else game.default_action
             agent.record(action)
@@ -154,7 +147,7 @@ class CellRun:
             call = self.account(totals, usage)
             record = {
                 **self.keys, "episode_index": index, "step": step, "agent_id": PLAYER,
-                "observation": _shown(observation, note), "completion": usage.text,
+                "observation": decision.shown, "completion": usage.text,
                 "reasoning": decision.reasoning, "candidate": decision.candidate,
                 "action": action, "valid": valid, "reward": outcome.reward,
                 "terminated": outcome.terminated, "truncated": outcome.truncated, **call,
@@ -173,6 +166,7 @@ class CellRun:
             "end_reason": _end_reason(terminated, truncated, progression),
             "terminated": terminated, "truncated": truncated or not terminated,
             "failed": False, "error": None, **game.episode_info(),
+            **protocol_fields(config),
         }
 
 
@@ -195,8 +189,13 @@ def usage_of(steps: list[dict]) -> dict:
     return totals
 
 
-def _shown(observation: envs.Observation, note: str) -> str:
-    return "\n".join(part for part in (note, observation.text, observation.context) if part)
+def protocol_fields(config: CellConfig) -> dict:
+    """What an episode record says about how it was played where that can differ from
+    BALROG: the answer reading, and the few-shot demonstrations' provenance."""
+    fields = {"answer_parsing": config.agent.answer_parsing}
+    if config.agent.type == "few_shot":
+        fields["demonstrations"] = [d.provenance() for d in demonstrations_for(config)]
+    return fields
 
 
 def _end_reason(terminated: bool, truncated: bool, progression: float) -> str:

@@ -22,7 +22,7 @@ import json
 from typing import TextIO
 
 from balrog_worker import envs
-from balrog_worker.agents import AGENTS
+from balrog_worker.agents import invalid_action_note, make_agent
 from balrog_worker.clients import make_client, preflight
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
@@ -70,9 +70,7 @@ class Session:
         self.seed = int(command.get("seed", 0))
         self.observation = self.game.reset(self.seed)
         self.step_index, self.note = 0, ""
-        self.agent = AGENTS[self.config.agent.type](
-            self.config.agent, self.client, self.game.instructions(),
-            env_task=(self.config.cell.env, self.config.cell.task))
+        self.agent = make_agent(self.config, self.client, self.game.instructions())
         return {"observation": self.observation.text, "context": self.observation.context,
                 "instructions": self.game.instructions()}
 
@@ -97,6 +95,8 @@ class Session:
             self.agent.record(played)  # closes the turn select_action opened, if any
         outcome = self.game.step(played)
         self.observation = outcome.observation
+        self.note = ("" if valid or not self.config.agent.invalid_feedback
+                     else invalid_action_note(self.game.default_action))
         self.step_index += 1
         return {"action": played, "valid": valid, "observation": outcome.observation.text,
                 "context": outcome.observation.context, "reward": outcome.reward,

@@ -1,58 +1,47 @@
-"""BALROG's few-shot agent: the naive agent, with demonstrations of good play first.
+"""BALROG's few-shot agent: whole demonstration episodes first, then the naive agent.
 
-Demonstrations come from this project's own recorded episodes of the same env/task
-(``AgentSpec.demonstrations``: a results directory, e.g. the scripted baseline's cells):
-successful episodes first, their steps in order, at most ``max_icl_history`` of them.
-They sit right after the system prompt, so every step's prompt shares them as prefix.
+The layout is BALROG's (``balrog/agents/few_shot.py``): the instructions, with a line
+asking to learn from the demonstrations; each episode between START and END markers, its
+observations as user messages and its actions as assistant messages; at most
+``max_icl_history`` events in all (a longer episode is cut, keeping its END marker); a
+line saying it is now the model's turn; then the history, without the instructions. The
+answer is read as the naive agent reads it. Demonstrations come from
+``agents.demonstrations``: never from a seed the cell plays.
 """
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
+from balrog_worker.agents.demonstrations import Demonstration
 from balrog_worker.agents.naive import NaiveAgent
 from balrog_worker.clients.base import Message
-from balrog_worker.config import ConfigError
-from balrog_worker.store import EPISODES, STEPS, read_jsonl
 
-
-@functools.cache
-def demonstrations(root: str, env: str, task: str, limit: int) -> tuple[tuple[str, str], ...]:
-    """(observation, action) pairs from recorded episodes of ``env/task`` under ``root``."""
-    cells = []
-    for episodes_file in sorted(Path(root).glob(f"*/{EPISODES}")):
-        episodes, _ = read_jsonl(episodes_file)
-        good = [e for e in episodes if e.get("env") == env and e.get("task") == task
-                and not e.get("failed")]
-        if good:
-            cells.append((episodes_file.parent, good))
-    steps_out: list[tuple[str, str]] = []
-    # Successful episodes first (best progression), then the others.
-    ranked = sorted(((-(e.get("progression") or 0.0), str(d), e["episode_index"], d)
-                     for d, episodes in cells for e in episodes))
-    for _, _, index, directory in ranked:
-        steps, _ = read_jsonl(directory / STEPS)
-        for step in sorted((s for s in steps if s["episode_index"] == index),
-                           key=lambda s: s["step"]):
-            if len(steps_out) == limit:
-                return tuple(steps_out)
-            if step.get("valid"):
-                steps_out.append((step["observation"], step["action"]))
-    return tuple(steps_out)
+LEARN = "First, observe the demonstrations provided and learn from them!"
 
 
 class FewShotAgent(NaiveAgent):
-    def preamble(self) -> tuple[Message, ...]:
-        env, task = self.env_task or ("", "")
-        shots = demonstrations(self.spec.demonstrations, env, task, self.spec.max_icl_history)
-        if not shots:
-            raise ConfigError(
-                f"few_shot: no recorded episodes of {env}/{task} under "
-                f"{self.spec.demonstrations}; run the scripted baseline first (or set the "
-                "agent's demonstrations: to a results directory that has some)")
-        examples = "\n\n".join(f"Observation:\n{obs}\nAction: {action}"
-                               for obs, action in shots)
-        return (Message("user", "Examples of good play in this game, each an observation "
-                                f"and the action taken:\n\n{examples}"),
-                Message("assistant", "Understood. I will answer with one action each turn."))
+    def __init__(self, *args, demonstrations: tuple[Demonstration, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        if not demonstrations:
+            raise ValueError("few_shot: no demonstrations to show")
+        self.demonstrations = demonstrations
+
+    def opening(self) -> list[Message]:
+        # BALROG swaps its prompts' closing "PLAY" for the line asking to learn.
+        instructions = (self.instructions.replace("PLAY", LEARN) if "PLAY" in self.instructions
+                        else f"{self.instructions}\n\n{LEARN}")
+        out = [Message("user", instructions)]
+        budget = self.spec.max_icl_history
+        for number, demo in enumerate(self.demonstrations, start=1):
+            # "Obesrvation" is BALROG's spelling: the models it scored saw it.
+            events = [Message("user", f"Obesrvation:\n{demo.observations[0]}")]
+            for action, text in zip(demo.actions, demo.observations[1:], strict=True):
+                events += [Message("assistant", action), Message("user", f"Obesrvation:\n{text}")]
+            cut = len(events) > budget
+            out.append(Message("user", f"****** START OF DEMONSTRATION EPISODE {number} ******"))
+            out += events[:budget]
+            out.append(Message("user", f"****** END OF DEMONSTRATION EPISODE {number} ******"))
+            budget -= min(len(events), budget)
+            if cut:
+                break
+        out.append(Message("user", "****** Now it's your turn to play the game! ******"))
+        return out

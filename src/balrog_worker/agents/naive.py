@@ -1,14 +1,15 @@
-"""BALROG's naive agent: the answer is the action, nothing else."""
+"""BALROG's naive agent: the answer is the action, nothing else.
 
-from balrog_worker.agents.base import Agent
+Strict reading (BALROG's): everything but letters, whitespace and ':' is removed, and
+what is left must be an action name exactly."""
+
+from balrog_worker.agents.base import Agent, letters_only
 
 
 class NaiveAgent(Agent):
-    def answer_rules(self) -> str:
-        return (
-            "Each turn, answer with exactly one action from the list above, written as "
-            "it is written there, and nothing else."
-        )
+    def answer_format(self) -> str:
+        return ("Answer with exactly one of the actions above and no other text. Keep "
+                "answering with one action each turn until the episode ends.")
 
-    def answer_reminder(self) -> str:
-        return "Your action:"
+    def extract(self, text: str) -> tuple[str, str | None]:
+        return letters_only(text), None

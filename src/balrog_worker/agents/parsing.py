@@ -1,4 +1,5 @@
-"""From a model's answer to an action candidate, tolerant of formatting noise."""
+"""Reading an action out of a model's answer: BALROG's tag rule, and this project's
+tolerant reading (``answer_parsing: lenient``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ _CLOSE_TAG = re.compile(r"<\|END\|>", re.IGNORECASE)
 # Within one line: a label line's leading and trailing non-word characters.
 _LABELLED = re.compile(r"^[^\w\n]*(?P<label>ACTION|PLAN)[^\w\n]*:\s*(?P<value>.*)$",
                        re.IGNORECASE | re.MULTILINE)
+
+
+def first_tagged(answer: str) -> str | None:
+    """BALROG's tag reading: the text between the first <|ACTION|> and the next <|END|>,
+    tags in exactly that case (None if there is no such span). If the first opening tag
+    has no closing tag after it, no later one has either: one scan, linear time."""
+    opening = answer.find("<|ACTION|>")
+    if opening < 0:
+        return None
+    start = opening + len("<|ACTION|>")
+    closing = answer.find("<|END|>", start)
+    return None if closing < 0 else answer[start:closing]
 
 
 def tagged(answer: str) -> tuple[str | None, int]:

@@ -1,24 +1,28 @@
-"""BALROG's robust chain-of-thought agent: reasoning, then the action between tags."""
+"""BALROG's robust chain-of-thought agent: reasoning, then the action between tags.
 
-from balrog_worker.agents.base import Agent, Decision
-from balrog_worker.agents.parsing import match_action, tagged
+Strict reading (BALROG's): the text between the first <|ACTION|> and the next <|END|>,
+stripped; without tags, no action (BALROG's placeholder sentence, always invalid). The
+whole answer is logged as reasoning but, as in BALROG, not replayed in the history."""
+
+from balrog_worker.agents.base import Agent
+from balrog_worker.agents.parsing import first_tagged, match_action, tagged
+
+NO_ACTION = "Failed to obtain a valid action from the reasoning."
 
 
 class RobustCoTAgent(Agent):
-    def answer_rules(self) -> str:
-        return ("Each turn, first think step by step about the situation and what to do, "
-                "then end your answer with the action you choose, written as it is written "
-                "in the list above, between the tags <|ACTION|> and <|END|>, for example: "
-                "<|ACTION|>go forward<|END|>")
+    def answer_format(self) -> str:
+        return ("First think about the best thing to do. Then choose exactly one of the "
+                "actions above and write it in exactly this format:\n\n"
+                "<|ACTION|>YOUR_CHOSEN_ACTION<|END|>\n\nwith your action in place of "
+                "YOUR_CHOSEN_ACTION.")
 
-    def answer_reminder(self) -> str:
-        return "Think it through, then end with <|ACTION|>your action<|END|>."
+    def extract(self, text: str) -> tuple[str, str | None]:
+        inside = first_tagged(text)
+        return (inside.strip() if inside is not None else NO_ACTION), text
 
-    def parse(self, completion, valid_actions) -> Decision:
-        text = completion.text
+    def lenient(self, text, valid_actions):
         inside, start = tagged(text)
         if inside is None:
-            return Decision(completion, match_action(text, valid_actions),
-                            reasoning=text.strip() or None)
-        reasoning = text[:start].strip() or None
-        return Decision(completion, match_action(inside, valid_actions), reasoning=reasoning)
+            return match_action(text, valid_actions), text.strip() or None
+        return match_action(inside, valid_actions), text[:start].strip() or None

@@ -82,7 +82,8 @@ def env_ids() -> list[str]:
 
 
 def check_env_task(env: str, task: str) -> None:
-    """Raise ValueError with a one-line message if ``env/task`` is not available."""
+    """Raise ValueError with a one-line message if ``env/task`` (in this project's names,
+    see ``canonical``) is not available."""
     if env not in FAMILIES:
         raise ValueError(f"unknown env {env!r}; available: {', '.join(FAMILIES)}")
     family = FAMILIES[env]
@@ -93,18 +94,54 @@ def check_env_task(env: str, task: str) -> None:
         raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}")
 
 
-# MOSAIC's names for the multi-agent games, accepted wherever an env id is.
-ALIASES = {"MultiGrid-Soccer-v0": ("multigrid", "soccer"),
-           "MultiGrid-Collect-v0": ("multigrid", "collect")}
+# Other projects' names, accepted wherever an env or task id is: BALROG's env name for
+# NetHack, gym ids (BALROG's and MOSAIC's task names), MOSAIC's MultiGrid ids, and
+# BALROG's BabyAI tasks, written "BabyAI-MixedTrainLocal-v0/<task>".
+ENV_NAMES = {"nle": "nethack"}
+GYM_IDS = {
+    "NetHackChallenge-v0": ("nethack", "challenge"),
+    "MiniHack-MazeWalk-9x9-v0": ("minihack", "mazewalk_9x9"),
+    "MiniHack-MazeWalk-15x15-v0": ("minihack", "mazewalk_15x15"),
+    "MiniHack-Corridor-R3-v0": ("minihack", "corridor_r3"),
+    "MiniHack-CorridorBattle-Dark-v0": ("minihack", "corridorbattle_dark"),
+    "MiniHack-Quest-Easy-v0": ("minihack", "quest_easy"),
+    "MiniHack-Quest-Medium-v0": ("minihack", "quest_medium"),
+    "MiniHack-River-v0": ("minihack", "river"),
+    "MiniHack-Boxoban-Medium-v0": ("minihack", "boxoban_medium"),
+    "MiniHack-Boxoban-Hard-v0": ("minihack", "boxoban_hard"),
+    "MultiGrid-Soccer-v0": ("multigrid", "soccer"),
+    "MultiGrid-Collect-v0": ("multigrid", "collect"),
+}
+TASK_PREFIXES = {"BabyAI-MixedTrainLocal-v0": "babyai"}  # "<prefix>/<task>"
+
+
+def canonical(env: str, task: str | None = None) -> tuple[str, str | None]:
+    """(family, task) in this project's names for an id that may use another project's:
+    ``("nle", "NetHackChallenge-v0")``, ``("MiniHack-River-v0", None)``,
+    ``("BabyAI-MixedTrainLocal-v0", "goto")`` or ``("babyai",
+    "BabyAI-MixedTrainLocal-v0/goto")``. Unknown names pass through unchanged."""
+    if env in GYM_IDS:
+        return GYM_IDS[env]
+    if env in TASK_PREFIXES:
+        return TASK_PREFIXES[env], task
+    env = ENV_NAMES.get(env, env)
+    if task in GYM_IDS and GYM_IDS[task][0] == env:
+        return GYM_IDS[task]
+    if task:
+        prefix, _, goal = task.partition("/")
+        if goal and TASK_PREFIXES.get(prefix) == env:
+            return env, goal
+    return env, task
 
 
 def resolve_alias(env: str, task: str | None) -> tuple[str, str | None]:
-    """(env, task) for an env id that may be a MOSAIC alias."""
-    return ALIASES.get(env, (env, task))
+    """(env, task) for an env id that may be another project's name (see ``canonical``)."""
+    return canonical(env, task)
 
 
 def make(env: str, task: str) -> Game:
-    """A fresh game of ``env/task`` (single-agent families)."""
+    """A fresh game of ``env/task`` (single-agent families; other projects' names too)."""
+    env, task = canonical(env, task)
     check_env_task(env, task)
     family = FAMILIES[env]
     if family.multi_agent:

@@ -1,19 +1,25 @@
 """Crafter as BALROG plays it: one open-ended survival episode, scored by achievements.
 
-The world is 64x64 cells and the agent sees 9x9 cells of picture, of which the bottom two
-rows show the inventory: its view of the world is 9 cells wide and 7 tall, centred on it.
-The text is written from crafter's true world state (materials and creatures), not from
-pixels, so it holds at night and while asleep, when the picture is dark.
+BALROG's Crafter (``balrog/environments/crafter``, its config: 64x64 world, 9x9 view,
+``unique_items: True``, ``precise_location: False``) is reproduced step for step:
 
-Each reset builds a new ``crafter.Env`` seeded with the episode seed, as BALROG does:
-crafter derives each world from its constructor seed and a count of resets, so one env
-reset twice would give two worlds for one seed. The episode length is left uncapped here
-(``length=None``), so ``done`` means death only; the harness applies BALROG's step cap.
+- the world is ``crafter.Env(area=(64, 64), view=(9, 9), size=(256, 256))`` with
+  crafter's own length (10,000); reset plays one ``Noop`` before the first observation;
+- each step renders one extra frame (BALROG's image), which at night draws noise from
+  the world's generator, so the world evolves as BALROG's does;
+- the text is BALROG's: the closest thing of each kind in a 9x7 window with its distance
+  and compass direction, the cell faced, then status and inventory as short-term context.
+
+Two reproducibility defects of BALROG's are not copied (see the golden README): the env
+seed S builds ``crafter.Env(seed=S)`` (BALROG never passes its seed, so its worlds are
+unrepeatable), and each map chunk keeps its creatures in insertion order (crafter's
+``set`` orders them by memory address, so which creature despawns varied by process).
+Tested against BALROG's own output (``tests/test_golden_crafter.py``).
 """
 
 from __future__ import annotations
 
-import math
+import collections
 
 import crafter
 import numpy as np
@@ -23,11 +29,9 @@ from balrog_worker.envs.base import Game, Observation, StepOutcome
 
 AREA = (64, 64)
 VIEW = (9, 9)
-# BALROG's frame size; crafter draws every step at this size whether or not it is used.
 FRAME_SIZE = (256, 256)
-# crafter gives the bottom rows of its view to the inventory, one icon per item.
-ITEM_ROWS = math.ceil(len(constants.items) / VIEW[0])
-LOCAL_VIEW = (VIEW[0], VIEW[1] - ITEM_ROWS)  # (width, height) in cells: 9 x 7
+# BALROG's text window: 9 columns by 7 rows around the player (its slicing of the map).
+HALF_WIDTH, ROWS_NORTH, ROWS_SOUTH = 4, 3, 3
 
 # BALROG's action names -> crafter's, in crafter's order (so the index is the position).
 CRAFTER_NAMES = {
@@ -43,115 +47,151 @@ ACTION_INDEX = {name: constants.actions.index(crafter_name)
                 for name, crafter_name in CRAFTER_NAMES.items()}
 assert list(ACTION_INDEX.values()) == list(range(len(constants.actions)))
 
+# The information of BALROG's action list, in our words.
+ACTIONS = {
+    "Noop": "do nothing",
+    "Move West": "move west on flat ground",
+    "Move East": "move east on flat ground",
+    "Move North": "move north on flat ground",
+    "Move South": "move south on flat ground",
+    "Do": "act on what is in front of you: collect a material, drink from a lake, hit a "
+          "creature",
+    "Sleep": "sleep while your energy is below its maximum",
+    "Place Stone": "put a stone in front of you",
+    "Place Table": "put a table down",
+    "Place Furnace": "put a furnace down",
+    "Place Plant": "plant a sapling",
+    "Make Wood Pickaxe": "craft a wood pickaxe; needs a table nearby and wood",
+    "Make Stone Pickaxe": "craft a stone pickaxe; needs a table nearby, wood and stone",
+    "Make Iron Pickaxe": "craft an iron pickaxe; needs a table and a furnace nearby, wood, "
+                         "coal and iron",
+    "Make Wood Sword": "craft a wood sword; needs a table nearby and wood",
+    "Make Stone Sword": "craft a stone sword; needs a table nearby, wood and stone",
+    "Make Iron Sword": "craft an iron sword; needs a table and a furnace nearby, wood, "
+                       "coal and iron",
+}
+# BALROG's numbered list of the 22 achievements, in its order.
+ACHIEVEMENTS = (
+    "Collect Wood", "Place Table", "Eat Cow", "Collect Sapling", "Collect Drink",
+    "Make Wood Pickaxe", "Make Wood Sword", "Place Plant", "Defeat Zombie", "Collect Stone",
+    "Place Stone", "Eat Plant", "Defeat Skeleton", "Make Stone Pickaxe", "Make Stone Sword",
+    "Wake Up", "Place Furnace", "Collect Coal", "Collect Iron", "Make Iron Pickaxe",
+    "Make Iron Sword", "Collect Diamond",
+)
+assert sorted(a.lower().replace(" ", "_") for a in ACHIEVEMENTS) == sorted(
+    constants.achievements)
 
-def _listing(words: list[str], last: str = "and") -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
-
-
-def _costs(uses: dict[str, int]) -> str:
-    return _listing([f"{count} {item.replace('_', ' ')}" for item, count in uses.items()])
-
-
-def _describe(crafter_name: str) -> str:
-    """One line per action. What placing and making cost is read from crafter's own rule
-    table, so the prompt cannot drift from the game."""
-    walk = _listing(constants.walkable, "or")
-    if crafter_name.startswith("move_"):
-        direction = {"left": "west", "right": "east", "up": "north", "down": "south"}[
-            crafter_name.removeprefix("move_")]
-        return f"face {direction} and step one cell {direction} if that cell is {walk}"
-    if crafter_name.startswith("place_"):
-        rule = constants.place[crafter_name.removeprefix("place_")]
-        what = {"place_stone": "put a block of stone", "place_table": "build a table",
-                "place_furnace": "build a furnace", "place_plant": "plant a sapling"}
-        return (f"{what[crafter_name]} on the cell you face if it is "
-                f"{_listing(rule['where'], 'or')}; uses {_costs(rule['uses'])}")
-    if crafter_name.startswith("make_"):
-        rule = constants.make[crafter_name.removeprefix("make_")]
-        return f"needs a nearby {_listing(rule['nearby'])}; uses {_costs(rule['uses'])}"
-    return {
-        "noop": "do nothing this turn",
-        "do": "act on the cell you face: collect a material, drink water, hit a creature, "
-              "eat a ripe plant",
-        "sleep": "sleep to restore energy; you wake up when it is full or when you are hurt",
-    }[crafter_name]
-
-
-ACTIONS = {name: _describe(crafter_name) for name, crafter_name in CRAFTER_NAMES.items()}
-
-STATUS = ("health", "food", "drink", "energy")
-# Compass names of crafter's unit vectors: arrays are indexed [x, y], x grows east and y
-# grows south (crafter's "move_up" is (0, -1)).
-FACING = {(-1, 0): "west", (1, 0): "east", (0, -1): "north", (0, 1): "south"}
+VITALS = ("health", "food", "drink", "energy")
 
 
-def kind_at(world, pos) -> str | None:
-    """What stands at ``pos``: a creature or plant if there is one, else the material;
-    None outside the world. A cow on grass reads as a cow, as in crafter's semantic map."""
-    material, obj = world[pos]
-    if obj is None:
-        return material
-    name = type(obj).__name__.lower()
-    return "ripe plant" if name == "plant" and obj.ripe else name
+class InsertionOrderedSet:
+    """A set that iterates in insertion order: what crafter's per-chunk ``set`` would be
+    if objects did not hash by memory address."""
+
+    def __init__(self):
+        self._items: dict = {}
+
+    def add(self, item) -> None:
+        self._items[item] = None
+
+    def remove(self, item) -> None:
+        del self._items[item]
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item) -> bool:
+        return item in self._items
 
 
-def visible(env) -> list[tuple[str, int, int]]:
-    """(kind, dx, dy) for every cell of the agent's view but its own, dx east, dy south."""
-    px, py = (int(v) for v in env._player.pos)
-    half_w, half_h = LOCAL_VIEW[0] // 2, LOCAL_VIEW[1] // 2
-    cells = []
-    for dx in range(-half_w, half_w + 1):
-        for dy in range(-half_h, half_h + 1):
-            kind = kind_at(env._world, (px + dx, py + dy)) if (dx, dy) != (0, 0) else None
-            if kind is not None:
-                cells.append((kind, dx, dy))
-    return cells
+def _ordered_chunks(world) -> None:
+    """Make ``world`` keep every chunk's objects in insertion order from its next reset."""
+    reset = world.reset
+
+    def ordered_reset(seed=None):
+        reset(seed=seed)
+        world._chunks = collections.defaultdict(InsertionOrderedSet)
+
+    world.reset = ordered_reset
 
 
-def closest(cells: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """The closest cell of each kind, nearest first. Distance is the number of moves,
-    |dx| + |dy|; ties go to the northmost, then westmost cell, so the text is stable."""
-    best: dict[str, tuple[str, int, int]] = {}
-    for kind, dx, dy in sorted(cells, key=lambda c: (abs(c[1]) + abs(c[2]), c[2], c[1])):
-        best.setdefault(kind, (kind, dx, dy))
-    return list(best.values())
+def _semantic_names(env) -> dict[int, str]:
+    """crafter's semantic ids -> BALROG's names: materials as crafter names them (id 0 is
+    "None"), creatures by class name in lower case."""
+    names = {index: str(name) for name, index in env._world._mat_ids.items()}
+    names.update({index: cls.__name__.lower() for cls, index in env._sem_view._obj_ids.items()})
+    return names
 
 
-def _steps(n: int, direction: str) -> str:
-    return f"{n} step{'s' if n != 1 else ''} {direction}"
-
-
-def offset_phrase(dx: int, dy: int) -> str:
-    """'2 steps north and 3 steps west': the moves to get there, north/south first."""
-    parts = []
+def _direction(dx: int, dy: int) -> str:
+    """'7 steps to your north-west': moves to get there, compass words north/south first."""
+    words = []
     if dy:
-        parts.append(_steps(abs(dy), "north" if dy < 0 else "south"))
+        words.append("north" if dy < 0 else "south")
     if dx:
-        parts.append(_steps(abs(dx), "west" if dx < 0 else "east"))
-    return " and ".join(parts)
+        words.append("west" if dx < 0 else "east")
+    distance = abs(dx) + abs(dy)
+    return f"{distance} step{'s' if distance > 1 else ''} to your {'-'.join(words)}"
 
 
-def describe_view(env) -> str:
-    """The long-term text: the closest thing of each kind in view, then what the agent faces."""
-    lines = [f"- {kind} {offset_phrase(dx, dy)}" for kind, dx, dy in closest(visible(env))]
+def describe_view(semantic: np.ndarray, pos, facing, names: dict[int, str]) -> str:
+    """BALROG's long-term context (its ``describe_env`` with unique items, compass words).
+
+    The window is sliced as BALROG slices it, so at the map's edge it behaves as BALROG's
+    does; the closest of each kind wins, ties to the first met scanning west to east, then
+    north to south within a column."""
+    px, py = int(pos[0]), int(pos[1])
+    if names[int(semantic[px, py])] != "player":
+        raise ValueError("the player is not on the map")
+    window = semantic[px - HALF_WIDTH: px + HALF_WIDTH + 1, py - ROWS_NORTH: py + ROWS_SOUTH + 1]
+    centre = (HALF_WIDTH, ROWS_NORTH)
+    tx, ty = centre[0] + int(facing[0]), centre[1] + int(facing[1])
+    front = "nothing"
+    if 0 <= tx < window.shape[0] and 0 <= ty < window.shape[1]:
+        front = names[int(window[tx, ty])]
+    closest: dict[str, tuple[int, str]] = {}
+    for x in range(window.shape[0]):
+        for y in range(window.shape[1]):
+            name = names[int(window[x, y])]
+            if name == "player":
+                continue
+            dx, dy = x - centre[0], y - centre[1]
+            distance = abs(dx) + abs(dy)
+            if name not in closest or distance < closest[name][0]:
+                closest[name] = (distance, _direction(dx, dy))
+    seen = ("You see:\n" + "\n".join(f"- {name} {where}" for name, (_, where) in closest.items())
+            if closest else "You see nothing away from you.")
+    return f"{seen}\n\nYou face {front} at your front."
+
+
+def describe_frame(env) -> tuple[str, str]:
+    """(long-term, short-term) context of BALROG's Crafter for the current state."""
     player = env._player
-    facing = tuple(int(v) for v in player.facing)
-    front = kind_at(env._world, (int(player.pos[0]) + facing[0], int(player.pos[1]) + facing[1]))
-    front = front or "the edge of the world"
-    return ("You see (the closest of each kind):\n" + "\n".join(lines)
-            + f"\nYou face {FACING[facing]}; in front of you is {front}.")
-
-
-def describe_status(player) -> str:
-    """The short-term text: vital statistics, inventory, sleep."""
-    status = ", ".join(f"{name} {player.inventory[name]}/{constants.items[name]['max']}"
-                       for name in STATUS)
-    items = [f"{name.replace('_', ' ')} {count}" for name, count in player.inventory.items()
-             if name not in STATUS and count > 0]
-    lines = [f"Status: {status}.", f"Inventory: {', '.join(items) if items else 'empty'}."]
+    status = ""
     if player.sleeping:
-        lines.append("You are asleep.")
-    return "\n".join(lines)
+        status = "You are sleeping, and will not be able take actions until energy is full."
+    elif player.health <= 0:
+        status = "You died."
+    try:
+        view = describe_view(env._sem_view(), player.pos, player.facing, _semantic_names(env))
+    except Exception:  # BALROG's fallback, kept for the same text in the same case
+        view = "Error, you are out of the map."
+    else:
+        # BALROG joins the status and the view with two blank lines.
+        view = f"{status}\n\n\n\n{view}" if status else view
+    return view, describe_inventory(player.inventory)
+
+
+def describe_inventory(inventory: dict[str, int]) -> str:
+    vitals = "\n".join(f"- {name}: {inventory[name]}/9" for name in VITALS)
+    items = [f"- {name}: {count}" for name, count in inventory.items()
+             if name not in VITALS and count != 0]
+    held = ("Your inventory:\n" + "\n".join(items)) if items else (
+        "You have nothing in your inventory.")
+    return f"Your status:\n{vitals}\n\n{held}"
 
 
 class CrafterGame(Game):
@@ -170,42 +210,27 @@ class CrafterGame(Game):
         return dict(ACTIONS)
 
     def instructions(self) -> str:
-        actions = "\n".join(f"- {name}: {text}" for name, text in self.actions.items())
-        achievements = ", ".join(name.replace("_", " ") for name in constants.achievements)
+        # The information of BALROG's prompt: the game, the valid actions with a short
+        # description, the 22 achievements, and the goal. No strategy advice.
+        actions = "\n".join(f"{name}: {text}" for name, text in ACTIONS.items())
+        achievements = "\n".join(f"{i}. {name}" for i, name in enumerate(ACHIEVEMENTS, 1))
         return (
-            "You are a player in Crafter, a two-dimensional survival world seen from above, "
-            "made of cells of grass, sand, trees, water, stone, coal, iron, diamond, lava and "
-            "more. North is up, south down, west left and east right. Each turn you are told "
-            "the closest thing of each kind in your view "
-            f"({LOCAL_VIEW[0]} cells wide, {LOCAL_VIEW[1]} tall, centred on you) and how "
-            "many steps north or south and east or west it is, then the cell "
-            "you face: the cell next to you in the direction you last moved or tried to move. "
-            "Moving towards a cell you cannot enter only turns you to face it.\n\n"
-            "Stay alive: health (out of 9) slowly comes back while food, drink and energy "
-            "are above zero, and falls while any of them is zero, or when zombies (on grass, "
-            "more at night), skeletons (in caves and tunnels) or their arrows hit you. "
-            "Walking into lava kills you. Eat cows (hit them until they die) or ripe plants, "
-            "drink from water, and sleep when your energy is low: while asleep your actions "
-            "are ignored until energy is full or you are hurt, and zombies hit harder, so "
-            "wall yourself in first.\n\n"
-            "The Do action works on the cell you face: on a tree it collects wood, on stone "
-            "or coal it needs a wood pickaxe, on iron a stone pickaxe, on diamond an iron "
-            "pickaxe; on water you drink; on a creature you attack it; on grass you may find "
-            "a sapling. Tools are made standing near a table (any of the 8 cells around you), "
-            "iron tools near a table and a furnace.\n\n"
-            f"Goal: survive and unlock as many of the {len(constants.achievements)} "
-            f"achievements as you can: {achievements}.\n\n"
-            f"The actions you can take:\n{actions}"
+            "You are an agent playing Crafter. These are the only valid actions, each with "
+            f"what it does:\n\n{actions}\n\nThese are the achievements of the game:\n"
+            f"{achievements}\n\nA history of actions and observations from the game will "
+            "follow. Your goal is to get as far as you can by completing all the "
+            "achievements.\n\nPLAY!"
         )
 
     def reset(self, seed: int) -> Observation:
-        self.env = crafter.Env(area=AREA, view=VIEW, size=FRAME_SIZE, reward=True,
-                               length=None, seed=seed)
-        self._frame = self.env.reset()
+        self.env = crafter.Env(area=AREA, view=VIEW, size=FRAME_SIZE, reward=True, seed=seed)
+        _ordered_chunks(self.env._world)
+        self.env.reset()
+        self.env.step(ACTION_INDEX["Noop"])  # BALROG's reset plays one Noop
         return self._observe()
 
     def step(self, action: str) -> StepOutcome:
-        self._frame, reward, done, _ = self.env.step(ACTION_INDEX[action])
+        _, reward, done, _ = self.env.step(ACTION_INDEX[action])
         return StepOutcome(self._observe(), float(reward), bool(done), False)
 
     def unlocked(self) -> list[str]:
@@ -216,12 +241,14 @@ class CrafterGame(Game):
         return len(self.unlocked()) / len(constants.achievements)
 
     def frame(self) -> np.ndarray:
-        # The frame crafter drew for this step: rendering again would draw fresh night
-        # noise from the world's random generator and so change the rest of the episode.
         return self._frame
 
     def episode_info(self) -> dict:
         return {"achievements": self.unlocked()}
 
     def _observe(self) -> Observation:
-        return Observation(describe_view(self.env), describe_status(self.env._player))
+        # BALROG renders one frame per observation (its image); at night rendering draws
+        # noise from the world's generator, so it is drawn here whether or not it is used.
+        self._frame = self.env.render()
+        long_term, short_term = describe_frame(self.env)
+        return Observation(long_term, short_term)

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 
-from balrog_worker.agents import AGENTS
+from balrog_worker.agents import invalid_action_note, make_agent
 from balrog_worker.envs.base import Observation
-from balrog_worker.evaluator import empty_usage, invalid_action_note
+from balrog_worker.evaluator import empty_usage, protocol_fields
 from balrog_worker.multigrid import observations
 from balrog_worker.multigrid.metrics import CollectTracker, SoccerTracker
 from balrog_worker.multigrid.policies import SCRIPTED, goal_cells, random_policy
@@ -97,9 +97,7 @@ class Match:
                 mates = {f"agent {j}": roles[j] for j in focal if j != i} if roles else None
                 prompt = system_prompt(game_facts(env, self.task, i), level,
                                        roles[i] if roles else None, mates)
-                agents[i] = AGENTS[config.agent.type](config.agent, self.run.client, prompt,
-                                                      player=f"agent_{i}",
-                                                      env_task=(cell.env, cell.task))
+                agents[i] = make_agent(config, self.run.client, prompt, player=f"agent_{i}")
             tracker = (SoccerTracker if self.task == "soccer" else CollectTracker)(
                 env, focal, roles)
             opponent_rng = random.Random(derive_seed("opponents", seed))
@@ -146,7 +144,7 @@ class Match:
                         call = self.run.account(totals, usage)
                         record = {
                             **self.run.keys, "episode_index": index, "step": step,
-                            "agent_id": f"agent_{i}", "observation": texts[i],
+                            "agent_id": f"agent_{i}", "observation": decisions[i].shown,
                             "completion": usage.text, "reasoning": decisions[i].reasoning,
                             "candidate": decisions[i].candidate, "action": actions[i],
                             "valid": decisions[i].candidate in ACTIONS,
@@ -186,7 +184,7 @@ class Match:
             **totals,
             "terminated": terminated, "truncated": truncated or not terminated,
             "failed": False, "error": None, "opponent": self.config.opponent
-            if self.task == "soccer" else None,
+            if self.task == "soccer" else None, **protocol_fields(self.config),
         }
         metrics = tracker.summary()
         if self.task == "soccer":
