@@ -99,7 +99,7 @@ def test_load_params_reports_yaml_errors_and_missing_files(tmp_path):
         load_params(bad)
 
 
-def test_the_default_and_paper_params_cover_every_environment(repo):
+def test_the_default_params_cover_every_environment(repo):
     from balrog_worker.envs import FAMILIES
 
     params = load_params(repo / "params.yaml")
@@ -107,13 +107,31 @@ def test_the_default_and_paper_params_cover_every_environment(repo):
     babyai = {c.task for c in params.cells() if c.env == "babyai"}
     assert babyai == {"goto", "pickup", "open", "putnext", "pick_up_seq_go_to"}
     assert {c.model for c in params.cells()} == {"random", "scripted", "qwen2.5-coder-0.5b"}
-    paper = load_params(repo / "config/paper.yaml")
-    assert {env: (spec.episodes, spec.max_steps) for env, spec in paper.envs.items()} == {
-        "babyai": (10, None), "crafter": (10, 2000), "textworld": (10, 80),
-        "minihack": (5, 100), "nethack": (5, 100_000), "multigrid": (20, None)}
     levels_modes = {(c.coordination_level, c.observation_mode) for c in params.cells()
                     if c.env == "multigrid"}
     assert len(levels_modes) == 6
+
+
+def test_the_paper_params_are_balrogs_protocol(repo, tmp_path):
+    """config/paper.yaml: BALROG's episodes, caps, client and agent settings, with its
+    Boxoban tasks, which need their level files (absent here: a clear error says where)."""
+    text = (repo / "config/paper.yaml").read_text()
+    with pytest.raises(ConfigError, match="boxoban_hard needs the Boxoban levels.*unpack"):
+        load_params(repo / "config/paper.yaml")
+    without_boxoban = tmp_path / "paper.yaml"
+    without_boxoban.write_text(text.replace("boxoban_hard, boxoban_medium, ", ""))
+    paper = load_params(without_boxoban)
+    assert {env: (spec.episodes, spec.max_steps) for env, spec in paper.envs.items()} == {
+        "babyai": (10, None), "crafter": (10, 2000), "textworld": (10, 80),
+        "minihack": (5, 100), "nethack": (5, 100_000), "multigrid": (20, None)}
+    for name, model in paper.models.items():
+        if model.backend in ("openai", "anthropic", "gemini", "local"):
+            assert (model.generation.temperature, model.generation.max_tokens) == (1.0, 8192)
+        if model.backend in ("openai", "anthropic", "gemini"):
+            assert (model.timeout_s, model.max_retries) == (60, 5), name
+    for agent in paper.agents.values():
+        assert (agent.max_text_history, agent.max_image_history, agent.max_cot_history,
+                agent.invalid_feedback, agent.answer_parsing) == (16, 0, 1, True, "strict")
 
 
 def test_workflow_schema_is_the_package_schema(repo):

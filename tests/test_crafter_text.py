@@ -18,12 +18,11 @@ ACTION_NAMES = [
     "Make Iron Pickaxe", "Make Wood Sword", "Make Stone Sword", "Make Iron Sword",
 ]
 LINE = re.compile(
-    r"^- (?P<kind>[a-z ]+?) (?P<n1>\d+) steps? (?P<d1>north|south|east|west)"
-    r"(?: and (?P<n2>\d+) steps? (?P<d2>east|west))?$"
+    r"^- (?P<kind>[a-z]+) (?P<n>\d+) steps? to your "
+    r"(?P<dirs>(?:north|south)(?:-(?:west|east))?|west|east)$"
 )
-FACE = re.compile(r"^You face (?P<dir>north|south|east|west); in front of you is (?P<kind>.+)\.$")
-UNIT = {"north": (0, -1), "south": (0, 1), "west": (-1, 0), "east": (1, 0)}
-HALF_WIDTH, HALF_HEIGHT = 4, 3  # crafter's 9 x 7 world view around the player
+FACE = re.compile(r"^You face (?P<kind>[a-z]+) at your front\.$")
+HALF_WIDTH, HALF_HEIGHT = 4, 3  # BALROG's 9 x 7 window around the player
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +30,33 @@ def game():
     return CrafterGame("default")
 
 
-def parse_view(text: str) -> tuple[list[tuple[str, int, int]], tuple[str, str]]:
-    """([(kind, dx, dy)...], (facing direction, kind in front)) from the observation text."""
-    lines = text.splitlines()
-    assert lines[0] == "You see (the closest of each kind):"
+def parse_view(text: str) -> tuple[list[tuple[str, int, str]], str]:
+    """([(kind, distance, compass words)...], kind in front) from BALROG's text."""
+    status, _, rest = text.rpartition("You see")
+    assert status in ("", "You are sleeping, and will not be able take actions until energy "
+                          "is full.\n\n\n\n", "You died.\n\n\n\n"), status
+    seen_part, _, face_line = ("You see" + rest).rpartition("\n\n")
+    face = FACE.match(face_line)
+    assert face, f"unparseable facing line {face_line!r}"
+    if seen_part == "You see nothing away from you.":
+        return [], face["kind"]
+    lines = seen_part.splitlines()
+    assert lines[0] == "You see:"
     seen = []
-    for line in lines[1:-1]:
+    for line in lines[1:]:
         match = LINE.match(line)
         assert match, f"unparseable line {line!r}"
-        dx = dy = 0
-        for count, direction in ((match["n1"], match["d1"]), (match["n2"], match["d2"])):
-            if direction:
-                ux, uy = UNIT[direction]
-                dx, dy = dx + int(count) * ux, dy + int(count) * uy
-        seen.append((match["kind"], dx, dy))
-    face = FACE.match(lines[-1])
-    assert face, f"unparseable facing line {lines[-1]!r}"
-    return seen, (face["dir"], face["kind"])
+        seen.append((match["kind"], int(match["n"]), match["dirs"]))
+    return seen, face["kind"]
 
 
 def true_kind(env, x: int, y: int) -> str | None:
-    """The kind at (x, y) by crafter's semantic map; plants split by ripeness."""
+    """The kind at (x, y) by crafter's semantic map, named as BALROG names it."""
     if not (0 <= x < env._world.area[0] and 0 <= y < env._world.area[1]):
         return None
     names = dict(env._world._mat_names)
     names.update({index: cls.__name__.lower() for cls, index in env._sem_view._obj_ids.items()})
-    name = names[int(env._sem_view()[x, y])]
-    if name == "plant" and env._world[(x, y)][1].ripe:
-        return "ripe plant"
-    return name
+    return str(names[int(env._sem_view()[x, y])])
 
 
 def true_view(env) -> dict[tuple[int, int], str]:
@@ -73,41 +70,49 @@ def true_view(env) -> dict[tuple[int, int], str]:
     return view
 
 
+def compass(dx: int, dy: int) -> str:
+    words = (["north"] if dy < 0 else ["south"] if dy > 0 else []) + (
+        ["west"] if dx < 0 else ["east"] if dx > 0 else [])
+    return "-".join(words)
+
+
 def check_against_world(game) -> set[str]:
+    """Every listed kind is in the window at that distance and direction, none nearer;
+    every kind in the window is listed; the cell faced is the one in front."""
     env = game.env
     text = game._observe().text
-    seen, (facing, front) = parse_view(text)
+    seen, front = parse_view(text)
     view = true_view(env)
     kinds = [kind for kind, _, _ in seen]
     assert len(kinds) == len(set(kinds)), f"a kind is listed twice:\n{text}"
-    for kind, dx, dy in seen:
-        assert abs(dx) <= HALF_WIDTH and abs(dy) <= HALF_HEIGHT, f"{kind} out of view:\n{text}"
-        assert view.get((dx, dy)) == kind, f"{kind} at {dx},{dy} is {view.get((dx, dy))}:\n{text}"
-        distance = abs(dx) + abs(dy)
-        nearer = [p for p, k in view.items() if k == kind and abs(p[0]) + abs(p[1]) < distance]
-        assert not nearer, f"a nearer {kind} at {nearer[0]}:\n{text}"
+    for kind, distance, words in seen:
+        cells = [p for p, k in view.items() if k == kind]
+        assert min(abs(x) + abs(y) for x, y in cells) == distance, f"{kind}:\n{text}"
+        assert any(abs(x) + abs(y) == distance and compass(x, y) == words for x, y in cells), (
+            f"no {kind} {distance} steps {words}:\n{text}")
     assert set(kinds) == set(view.values()), f"visible kinds missing:\n{text}"
     ux, uy = (int(v) for v in env._player.facing)
-    assert UNIT[facing] == (ux, uy)
     px, py = (int(v) for v in env._player.pos)
-    assert front == (true_kind(env, px + ux, py + uy) or "the edge of the world")
+    assert front == true_kind(env, px + ux, py + uy)
     return set(kinds)
 
 
-def parse_context(context: str) -> tuple[dict[str, int], bool]:
-    lines = context.splitlines()
-    status = re.fullmatch(
-        r"Status: health (\d)/9, food (\d)/9, drink (\d)/9, energy (\d)/9\.", lines[0])
-    assert status, lines[0]
-    inventory = dict(zip(("health", "food", "drink", "energy"), map(int, status.groups()),
-                         strict=True))
-    listed = re.fullmatch(r"Inventory: (.+)\.", lines[1])[1]
-    if listed != "empty":
-        for entry in listed.split(", "):
-            name, count = entry.rsplit(" ", 1)
-            inventory[name.replace(" ", "_")] = int(count)
-    assert lines[2:] in ([], ["You are asleep."])
-    return inventory, lines[2:] == ["You are asleep."]
+def parse_context(context: str) -> dict[str, int]:
+    status, _, held = context.partition("\n\n")
+    lines = status.splitlines()
+    assert lines[0] == "Your status:"
+    inventory = {}
+    for line, name in zip(lines[1:], ("health", "food", "drink", "energy"), strict=True):
+        match = re.fullmatch(rf"- {name}: (\d)/9", line)
+        assert match, line
+        inventory[name] = int(match[1])
+    if held != "You have nothing in your inventory.":
+        lines = held.splitlines()
+        assert lines[0] == "Your inventory:"
+        for line in lines[1:]:
+            name, count = re.fullmatch(r"- ([a-z_]+): (\d+)", line).groups()
+            inventory[name] = int(count)
+    return inventory
 
 
 def test_view_size_is_crafters():
@@ -128,11 +133,11 @@ def test_text_and_status_match_the_true_world_on_random_walks(game):
         game.reset(seed)
         for _ in range(120):
             kinds_seen |= check_against_world(game)
-            inventory, asleep = parse_context(game._observe().context)
+            inventory = parse_context(game._observe().context)
             player = game.env._player
             assert inventory == {k: v for k, v in player.inventory.items() if v or k in
                                  ("health", "food", "drink", "energy")}
-            assert asleep == player.sleeping
+            assert game._observe().text.startswith("You are sleeping") == player.sleeping
             items_seen |= set(inventory)
             progression = game.progression()
             assert 0 <= progression <= 1
@@ -148,27 +153,25 @@ def test_text_and_status_match_the_true_world_on_random_walks(game):
 
 
 def test_walking_by_the_text_to_a_tree_collects_wood(game):
-    """Directions mean what they say: follow the 'tree' line, face it, and Do."""
+    """Directions mean what they say: walk towards the 'tree' line, face it, and Do."""
     game.reset(0)
+    moves = {"north": "Move North", "south": "Move South", "west": "Move West",
+             "east": "Move East"}
     for _ in range(40):
         seen, _ = parse_view(game._observe().text)
-        tree = next((dx, dy) for kind, dx, dy in seen if kind == "tree")
-        if abs(tree[0]) + abs(tree[1]) == 1:
+        distance, words = next((n, w) for kind, n, w in seen if kind == "tree")
+        if distance == 1:
             break
-        if tree[1]:
-            game.step("Move North" if tree[1] < 0 else "Move South")
-        else:
-            game.step("Move West" if tree[0] < 0 else "Move East")
-    direction = {(0, -1): "North", (0, 1): "South", (-1, 0): "West", (1, 0): "East"}[tree]
-    game.step(f"Move {direction}")  # a tree cannot be entered: this only turns the player
-    assert parse_view(game._observe().text)[1] == (direction.lower(), "tree")
+        game.step(moves[words.split("-")[0]])
+    game.step(moves[words])  # a tree cannot be entered: this only turns the player
+    assert parse_view(game._observe().text)[1] == "tree"
     assert game.progression() == 0
     outcome = game.step("Do")
     assert game.env._player.inventory["wood"] == 1
-    assert game.episode_info()["achievements"] == ["collect_wood"]
+    assert game.episode_info() == {"achievements": ["collect_wood"]}
     assert game.progression() == 1 / 22
     assert outcome.reward == pytest.approx(1.0)  # crafter's reward for a new achievement
-    assert "wood 1" in outcome.observation.context
+    assert "Your inventory:\n- wood: 1" in outcome.observation.context
 
 
 def test_reset_is_reproducible_per_seed(game):
@@ -207,8 +210,9 @@ def test_actions_are_balrogs_in_crafters_order(game):
     assert game.default_action == "Noop" and game.family == "crafter"
     instructions = game.instructions()
     for name, description in game.actions.items():
-        assert f"- {name}: {description}" in instructions
-    assert "Place Table: build a table" in instructions and "uses 2 wood" in instructions
+        assert f"{name}: {description}" in instructions
+    # BALROG's information only: the 22 achievements and the goal, no strategy advice.
+    assert "22. Collect Diamond" in instructions and "wall yourself" not in instructions
     with pytest.raises(ValueError):
         CrafterGame("hard")
 

@@ -53,7 +53,13 @@ GARBAGE = {
     "unclosed tags": "<|ACTION|>" * 2000 + "ACTION:" * 2000,
     "bidi and zero-width": "\u202etfel nrut\u202c\u200b\u200d\ufeff",
 }
-LAST = "turn left"  # a valid answer after the garbage: the episode is still playing
+# A valid answer after the garbage, in each agent's format: the episode is still playing.
+LAST = {"naive": "turn left", "robust_cot": "Fine.\n<|ACTION|>turn left<|END|>",
+        "planner": "PLAN: turn\nACTION: turn left"}
+# Garbage that BALROG's own reading turns into a valid action: its naive filter keeps only
+# letters, spaces and ':', so "turn left" wrapped in lone surrogates (which the client
+# turns into U+FFFD) is read as "turn left", as BALROG would read it.
+VALID_UNDER_BALROGS_RULE = {"naive": {"lone surrogate"}}
 
 
 def ok_body(request: dict, text: str, path: str) -> dict:
@@ -66,7 +72,7 @@ def ok_body(request: dict, text: str, path: str) -> dict:
 
 @pytest.mark.parametrize("agent", ["naive", "robust_cot", "planner"])
 def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
-    answers = [*GARBAGE.values(), LAST]
+    answers = [*GARBAGE.values(), LAST[agent]]
     turn = count()
     with StubServer(ok_body, openai_server.error_body,
                     answer_fn=lambda body: answers[next(turn)]) as stub:
@@ -87,21 +93,25 @@ def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
     steps = strict_jsonl(out / "steps.jsonl")
     (episode,) = strict_jsonl(out / "episodes.jsonl")
     assert [s["step"] for s in steps] == list(range(len(answers)))  # one record a step
+    readable = VALID_UNDER_BALROGS_RULE.get(agent, set())
     for record, (name, answer) in zip(steps, GARBAGE.items(), strict=False):
         assert record["completion"] == well_formed("" if answer == NULL else answer), name
-        assert record["valid"] is False, name
-        assert record["action"] == DEFAULT, name
-    assert steps[-1]["valid"] is True and steps[-1]["action"] == LAST
-    assert episode["invalid_actions"] == len(GARBAGE)
+        assert record["valid"] is (name in readable), name
+        assert record["action"] == ("turn left" if name in readable else DEFAULT), name
+    assert steps[-1]["valid"] is True and steps[-1]["action"] == "turn left"
+    assert episode["invalid_actions"] == len(GARBAGE) - len(readable)
     assert episode["failed"] is False and episode["error"] is None
     assert episode["num_steps"] == episode["llm_calls"] == len(answers)
     # the step after an invalid one tells the model which action was played instead
-    assert all(f"the default action '{DEFAULT}' was played instead" in s["observation"]
-               for s in steps[1:])
-    # the garbage went back to the model as its own past answer, and nothing it said
-    # changed the system prompt
+    note = f"Your previous output did not contain a valid action. Defaulted to action: {DEFAULT}"
+    for before, record in zip(steps, steps[1:], strict=False):
+        assert (note in record["observation"]) is (not before["valid"])
+    # the garbage went back to the model as the agent read it, and nothing it said
+    # changed the instructions
     assert all(body["messages"][0] == sent[0]["messages"][0] for body in sent)
-    assert any(GARBAGE["prompt injection"] in json.dumps(body) for body in sent)
+    injection = steps[list(GARBAGE).index("prompt injection")]["candidate"]
+    if injection:  # the robust agents' readings find no action in it
+        assert any(injection in json.dumps(body) for body in sent)
 
     # The live stream is records only, one JSON object a line, the same as the files;
     # lines are lines to every splitter (U+0085, U+2028 and U+2029 are escaped too).

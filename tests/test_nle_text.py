@@ -103,8 +103,11 @@ def test_nethack_progression_takes_the_best_of_depth_and_level():
 def test_nethack_menus_can_be_answered_with_letters_and_digits():
     game = NetHackGame("challenge")
     game.reset(2)
-    for key in ["a", "f", "Z", "0", "9", "$", "esc", "more"]:
+    # BALROG's NetHack actions: named commands, every letter and digit as a key.
+    for key in ["a", "f", "Z", "0", "9", "seegold", "seespells", "turnundead", "esc", "more"]:
         assert game.is_valid(key)
+    for not_balrogs in ["$", "+", "quit", "save", "options", "00"]:
+        assert not game.is_valid(not_balrogs)
     outcome = game.step("eat")
     assert "What do you want to eat?" in outcome.observation.text
     letter = re.search(r"\[([a-zA-Z])", outcome.observation.text)
@@ -139,4 +142,8 @@ def test_an_invalid_answer_plays_the_default_action_and_is_counted(tmp_path):
     episode = read_jsonl(tmp_path / "episodes.jsonl")[0][0]
     assert [s["action"] for s in steps] == ["north"] * 3
     assert not any(s["valid"] for s in steps) and episode["invalid_actions"] == 3
-    assert steps[1]["observation"].startswith("Your previous answer was not a valid action")
+    # BALROG's layout: the heading, the short-term context, then the text the note opens.
+    heading = steps[1]["observation"].partition("\nInventory:")[0]
+    assert heading.startswith("Current Observation:\nStatus: Dungeon level 1")
+    assert ("\n\n\nYour previous output did not contain a valid action. Defaulted to action: "
+            "north\n\nObservation:\nMessage: ") in steps[1]["observation"]

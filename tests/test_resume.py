@@ -47,7 +47,8 @@ def test_cli_run_writes_the_contract_records(tmp_path):
             assert key in episode
     steps = records(out, "steps.jsonl")
     assert len(steps) == sum(e["num_steps"] for e in episodes)
-    assert all(s["observation"].startswith("Mission: ") and s["valid"] for s in steps)
+    assert all(s["observation"].startswith("Current Observation:\n") and s["valid"]
+               for s in steps)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["aggregate"]["episodes"] == 3
     assert summary["cell"]["task"] == "goto" and "python" in summary["versions"]

@@ -58,7 +58,7 @@ def test_serve_drives_a_whole_episode(tmp_path):
             "history_window": 4, "parallel_workers": 1}})
         assert init["ok"] and "pick up" in init["actions"]
         first = ask({"cmd": "reset", "seed": 5})
-        assert first["observation"].startswith("Mission: pick up")
+        assert "Your goal is to pick up" in first["instructions"] and first["observation"]
         for _ in range(64):
             chosen = ask({"cmd": "select_action"})
             assert chosen["ok"] and chosen["valid"]

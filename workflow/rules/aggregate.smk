@@ -7,6 +7,9 @@ rule aggregate:
             f"{REPORTS}/tables/leaderboard.csv", caption="../report/table.rst", category="Tables"
         ),
         leaderboard_md=f"{REPORTS}/tables/leaderboard.md",
+        other_envs=report(
+            f"{REPORTS}/tables/other_envs.csv", caption="../report/table.rst", category="Tables"
+        ),
         per_env=report(
             f"{REPORTS}/tables/per_env.csv", caption="../report/table.rst", category="Tables"
         ),

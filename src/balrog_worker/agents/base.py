@@ -83,6 +83,8 @@ class Agent(ABC):
         return [Message("user", self.instructions)]
 
     def parse(self, completion: Completion, valid_actions: tuple[str, ...]) -> Decision:
+        if completion.verbatim:  # a baseline policy's action: nothing to read
+            return Decision(completion, completion.text)
         if self.spec.answer_parsing == "lenient":
             candidate, reasoning = self.lenient(completion.text, valid_actions)
         else:

@@ -1,4 +1,5 @@
-"""BALROG's leaderboard: progression per model x agent, per environment and overall."""
+"""BALROG's leaderboard: progression per model x agent, per environment and overall
+(BALROG's six environments only), and a table of the other environments."""
 
 from __future__ import annotations
 
@@ -64,9 +65,15 @@ def usage_by_env(steps: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+# BALROG's six environments: its overall score is their unweighted mean.
+BALROG_ENVS = ("babyai", "babaisai", "textworld", "crafter", "minihack", "nethack")
+
+
 def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
-    """Wide table: overall and per-env progression with SE, sorted best first."""
-    envs = per_env(episodes)
+    """Wide table of BALROG's environments: per-env progression with SE, the row's
+    coverage (how many of the six it played) and BALROG's overall score, which exists only
+    for rows that played all six. Best first; rows without an overall after, by coverage."""
+    envs = per_env(episodes.filter(pl.col("env").is_in(BALROG_ENVS)))
     totals = overall(envs, GROUP).join(
         envs.group_by(GROUP).agg(
             pl.col("episodes").sum(),
@@ -76,21 +83,60 @@ def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
         ),
         on=GROUP,
     )
+    complete = pl.col("envs") == len(BALROG_ENVS)
+    totals = totals.with_columns(
+        pl.when(complete).then(pl.col("progression")).alias("progression"),
+        pl.when(complete).then(pl.col("progression_se")).alias("progression_se"),
+        pl.format("{}/{}", pl.col("envs"), pl.lit(len(BALROG_ENVS))).alias("coverage"),
+    )
     wide = envs.pivot(on="env", index=GROUP, values=["progression", "progression_se"])
-    return totals.join(wide, on=GROUP).sort("progression", descending=True)
+    return totals.join(wide, on=GROUP).sort(["progression", "envs", *GROUP],
+                                            descending=[True, True, False, False],
+                                            nulls_last=True)
+
+
+def other_envs(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Per model x agent x env rows of the environments outside BALROG's six (MiniGrid,
+    MultiGrid): they have tables of their own and never enter BALROG's overall."""
+    return per_env(episodes.filter(~pl.col("env").is_in(BALROG_ENVS)))
+
+
+def _coverage_note(table: pl.DataFrame) -> str:
+    from balrog_worker import envs
+
+    missing = [e for e in BALROG_ENVS if e not in envs.FAMILIES]
+    note = ("BALROG's overall score is the unweighted mean over its six environments "
+            f"({', '.join(BALROG_ENVS)}); a row gets one only if it played all six, and "
+            "shows its coverage otherwise.")
+    if missing:
+        note += f" Not available in this version: {', '.join(missing)}, so no row can have one."
+    elif table.height and table["progression"].is_null().all():
+        note += " No row played all six."
+    return note
 
 
 def _markdown(table: pl.DataFrame, env_names: list[str]) -> str:
-    head = ["model", "agent", "overall", *env_names, "episodes"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["model", "agent", "BALROG overall", *env_names, "coverage", "episodes"]
+    lines = [_coverage_note(table), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table.iter_rows(named=True):
-        cells = [row["model"], row["agent"],
-                 f"{row['progression']:.1f} ± {row['progression_se']:.1f}"]
+        overall_cell = ("–" if row["progression"] is None
+                        else f"{row['progression']:.1f} ± {row['progression_se']:.1f}")
+        cells = [row["model"], row["agent"], overall_cell]
         for env in env_names:
             mean, se = row.get(f"progression_{env}"), row.get(f"progression_se_{env}")
             cells.append("–" if mean is None else f"{mean:.1f} ± {se:.1f}")
-        cells.append(str(row["episodes"]))
+        cells += [row["coverage"], str(row["episodes"])]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _other_markdown(table: pl.DataFrame) -> str:
+    lines = ["Environments outside BALROG's six (not part of its overall score).", "",
+             "| model | agent | env | progression | episodes |", "|---|---|---|---|---|"]
+    for row in table.iter_rows(named=True):
+        lines.append(f"| {row['model']} | {row['agent']} | {row['env']} | "
+                     f"{row['progression']:.1f} ± {row['progression_se']:.1f} | "
+                     f"{row['episodes']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,19 +147,20 @@ def _latex(table: pl.DataFrame, env_names: list[str]) -> str:
     def escape(text: str) -> str:
         return text.replace("_", "\\_").replace("&", "\\&").replace("%", "\\%")
 
-    columns = "ll" + "r" * (len(env_names) + 1)
-    head = " & ".join(["Model", "Agent", "Overall", *map(escape, env_names)])
+    columns = "ll" + "r" * (len(env_names) + 2)
+    head = " & ".join(["Model", "Agent", "BALROG overall", *map(escape, env_names), "Coverage"])
     rows = [" & ".join([escape(r["model"]), escape(r["agent"]),
                         cell(r["progression"], r["progression_se"]),
                         *(cell(r.get(f"progression_{e}"), r.get(f"progression_se_{e}"))
-                          for e in env_names)]) + " \\\\"
+                          for e in env_names), r["coverage"]]) + " \\\\"
             for r in table.iter_rows(named=True)]
     return "\n".join([f"\\begin{{tabular}}{{{columns}}}", "\\toprule", head + " \\\\",
                       "\\midrule", *rows, "\\bottomrule", "\\end{tabular}", ""])
 
 
 def write_leaderboard(results: str | Path, out: str | Path) -> dict:
-    """Write tables/leaderboard.{csv,md,tex}, tables/per_env.csv, tables/per_task.csv,
+    """Write tables/leaderboard.{csv,md,tex} (BALROG's six environments),
+    tables/other_envs.{csv,md} (MiniGrid, MultiGrid), tables/per_env.csv, per_task.csv,
     tables/usage.csv (from the step records), the RQ1-RQ3 tables when there are
     multi-agent episodes, and metrics.json under ``out``; return the metrics."""
     out = Path(out)
@@ -122,23 +169,32 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     episodes = load_episodes(results)
     envs = per_env(episodes)
     board = leaderboard(episodes)
-    env_names = sorted(envs["env"].unique().to_list())
+    env_names = [e for e in BALROG_ENVS if e in set(envs["env"].to_list())]
     board.write_csv(tables / "leaderboard.csv")
     (tables / "leaderboard.md").write_text(_markdown(board, env_names))
     (tables / "leaderboard.tex").write_text(_latex(board, env_names))
+    others = other_envs(episodes)
+    others.write_csv(tables / "other_envs.csv")
+    (tables / "other_envs.md").write_text(_other_markdown(others))
     write_rq_tables(episodes, tables)
     envs.write_csv(tables / "per_env.csv")
     per_task(episodes).write_csv(tables / "per_task.csv")
     usage_by_env(scan_steps(results, episodes)).write_csv(tables / "usage.csv")
-    metrics = {"leaderboard": {}}
+    metrics = {"leaderboard": {}, "other_envs": {}}
     for row in board.iter_rows(named=True):
-        entry = {"overall": round(row["progression"], 3),
-                 "overall_se": round(row["progression_se"], 3)}
+        entry = {"overall": None if row["progression"] is None else round(row["progression"], 3),
+                 "overall_se": (None if row["progression_se"] is None
+                                else round(row["progression_se"], 3)),
+                 "coverage": row["coverage"]}
         for env in env_names:
             if row.get(f"progression_{env}") is not None:
                 entry[env] = round(row[f"progression_{env}"], 3)
                 entry[f"{env}_se"] = round(row[f"progression_se_{env}"], 3)
         metrics["leaderboard"].setdefault(row["model"], {})[row["agent"]] = entry
+    for row in others.iter_rows(named=True):
+        metrics["other_envs"].setdefault(row["model"], {}).setdefault(row["agent"], {})[
+            row["env"]] = {"progression": round(row["progression"], 3),
+                           "progression_se": round(row["progression_se"], 3)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("aggregated %d episodes of %d model x agent rows into %s",
              episodes.height, board.height, out)

@@ -21,9 +21,10 @@ from balrog_worker.provenance import git_revision, package_versions
 # (file stem, heading, what it shows): the page's sections in reading order.
 SECTIONS = [
     ("leaderboard", "Leaderboard",
-     "Mean progression (%) per model and agent, ± standard error; the overall score "
-     "averages the environments a row played (BALROG's formula), so compare rows that "
-     "cover the same environments."),
+     "Mean progression (%) per model and agent on BALROG's six environments, ± standard "
+     "error. BALROG's overall score (the mean over the six) is given only to rows that "
+     "played all six; the others show their coverage. MiniGrid and MultiGrid are in the "
+     "table of other environments."),
     ("per_task", "Per task", "Each environment's tasks, mean progression ± SE."),
     ("usage", "Model calls", "From the step records: calls, invalid answers, latency and "
      "tokens per call."),
@@ -38,7 +39,7 @@ SECTIONS = [
 ]
 # The tables shown under each section's figure.
 TABLES = {
-    "leaderboard": ["leaderboard"],
+    "leaderboard": ["leaderboard", "other_envs"],
     "per_task": ["per_task"],
     "usage": ["usage"],
     "rq1_levels": ["rq1_performance", "rq1_paired"],

@@ -38,6 +38,9 @@ class Completion:
     cached_input_tokens: int = 0  # input served from the provider's prompt cache
     reasoning_tokens: int = 0  # hidden reasoning, where the provider reports it
     retries: int = 0
+    # An action chosen by a policy (the random and scripted baselines), not text for the
+    # agent to read: answer parsing rules apply to models only.
+    verbatim: bool = False
 
 
 class Client(ABC):

@@ -11,7 +11,8 @@ class RandomClient(Client):
     """Uniform over the valid actions, seeded by the request: the floor of every table."""
 
     def complete(self, request: Request) -> Completion:
-        return Completion(text=random.Random(request.seed).choice(request.valid_actions))
+        return Completion(text=random.Random(request.seed).choice(request.valid_actions),
+                          verbatim=True)
 
 
 class ScriptedClient(Client):
@@ -21,4 +22,4 @@ class ScriptedClient(Client):
     def complete(self, request: Request) -> Completion:
         if request.oracle is None:
             raise RuntimeError("the scripted baseline needs a game with a scripted oracle")
-        return Completion(text=request.oracle())
+        return Completion(text=request.oracle(), verbatim=True)

@@ -31,18 +31,25 @@ BOXOBAN_TASKS = {
     "boxoban_hard": ("MiniHack-Boxoban-Hard-v0", "hard"),
 }
 
+# BALROG's MiniHack settings (its config.yaml, minihack_kwargs): a random role, 100
+# steps, a -0.01 penalty per step, and no automatic picking up (minihack's default is on).
+MINIHACK_SETTINGS = {"character": "@", "max_episode_steps": 100, "penalty_step": -0.01,
+                     "penalty_time": 0.0, "penalty_mode": "constant", "autopickup": False}
+
+# BALROG's goals, by the words its task names contain (our wording, its information).
 GOALS = {
-    "mazewalk": "Find your way through the maze to the staircase down (>) and go down it.",
-    "corridor": "Follow the corridors to the staircase down (>) and go down it.",
-    "corridorbattle": "Fight your way through the dark corridor full of monsters to the "
-                      "staircase down (>) and go down it.",
-    "quest": "Cross the level, dealing with what stands in your way, and reach the "
-             "staircase down (>).",
-    "river": "Cross the river to the staircase down (>): push boulders into the water to "
-             "build a crossing.",
-    "boxoban": "Push every boulder (0) onto a fountain ({). Boulders move when you walk into "
-               "them and cannot be pulled.",
+    "corridor": "Your goal is to explore the level and reach the stairs down.",
+    "quest": "Your goal is to explore the level, fight monsters, and find your way through "
+             "rooms and mazes to reach the stairs down.",
+    "boxoban": "You are playing Boxoban, a box-pushing game like Sokoban. Your goal is to "
+               "push the boulders onto the fountains of the map. You push a boulder by "
+               "walking into it, if nothing stands behind it.",
 }
+OTHER_GOAL = "Your goal is to get as far as you can in the game."
+
+
+def goal(task: str) -> str:
+    return next((text for word, text in GOALS.items() if word in task), OTHER_GOAL)
 
 
 def boxoban_levels_dir(level_set: str) -> Path:
@@ -75,19 +82,18 @@ class MiniHackGame(NLEGame):
             env_id = BOXOBAN_TASKS[task][0]
         else:
             env_id = TASKS[task]
-        super().__init__(task, gym.make(env_id, observation_keys=OBSERVATION_KEYS))
+        super().__init__(task, gym.make(env_id, observation_keys=OBSERVATION_KEYS,
+                                        **MINIHACK_SETTINGS), minihack=True)
         self._success = False
 
     def instructions(self) -> str:
-        goal = GOALS[self.task.split("_")[0]]
-        actions = "\n".join(f"- {name}: {text}" for name, text in self.actions.items())
+        # The information of BALROG's MiniHack prompt: the actions, one tip, the goal.
+        actions = "\n".join(f"{name}: {text}" for name, text in self.actions.items())
         return (
-            "You are playing MiniHack, a small level of the roguelike NetHack drawn in "
-            "ASCII characters. Your character is the @ symbol.\n\n"
-            f"Your goal: {goal}\n\n"
-            "Each turn you read the message line, a description of what is around you "
-            "with exact offsets (north is up the screen), the cursor, and the screen.\n\n"
-            f"The actions you can take:\n{actions}"
+            "You are an agent playing MiniHack. These are the actions you can take, each "
+            f"with what it does:\n\n{actions}\n\nA history of actions and observations "
+            "from the game will follow.\n\nTip: repeating the same action achieves nothing "
+            f"if nothing changes.\n\n{goal(self.task)}\n\nPLAY!"
         )
 
     def reset(self, seed: int):

@@ -54,11 +54,16 @@ class NLEGame(Game):
 
     default_action = "esc"
 
-    def __init__(self, task: str, env: gym.Env):
+    def __init__(self, task: str, env: gym.Env, minihack: bool = False):
         self.task = task
         self.env = env
-        self._vocab = nle_text.vocabulary(env.unwrapped.actions)
+        self._vocab = nle_text.vocabulary(env.unwrapped.actions, minihack=minihack)
+        actions = env.unwrapped.actions
+        # Levels whose action set has no MORE key (most MiniHack ones) cannot skip --More--.
+        self._more = (actions.index(nethack.MiscAction.MORE)
+                      if nethack.MiscAction.MORE in actions else None)
         self._obs: dict = {}
+        self._message = ""
         self._done_reason: str | None = None
 
     @property
@@ -71,6 +76,7 @@ class NLEGame(Game):
     def reset(self, seed: int) -> Observation:
         self._seed(seed)
         self._obs, _ = self.env.reset()
+        self._message = top_line(self._obs["tty_chars"])
         self._done_reason = None
         self._track()
         return self._observe()
@@ -78,6 +84,17 @@ class NLEGame(Game):
     def step(self, action: str) -> StepOutcome:
         self._obs, reward, terminated, truncated, info = self.env.step(self._vocab[action][0])
         self._track()
+        # BALROG's skip_more: while the message line asks for --More--, press it, joining
+        # the messages and adding the rewards, all within this one step.
+        message = top_line(self._obs["tty_chars"])
+        while (self._more is not None and "--More--" in message
+               and not (terminated or truncated)):
+            message = message.replace("--More--", "\n")
+            self._obs, more_reward, terminated, truncated, info = self.env.step(self._more)
+            self._track()
+            message += top_line(self._obs["tty_chars"])
+            reward += more_reward
+        self._message = message
         if terminated or truncated:
             self._done_reason = self._end_reason(info)
         return StepOutcome(self._observe(), float(reward), bool(terminated), bool(truncated))
@@ -107,7 +124,7 @@ class NLEGame(Game):
         obs = self._obs
         x, y = self.position
         seen = nle_text.surroundings(obs["screen_descriptions"], x, y)
-        message = nle_text.decode(obs["message"]) or "(none)"
+        message = self._message.strip() or "(none)"
         row, col = (int(v) for v in obs["tty_cursor"])
         text = "\n".join([
             f"Message: {message}",
@@ -129,6 +146,16 @@ class NLEGame(Game):
         self.env.close()
 
 
+def top_line(tty_chars: np.ndarray) -> str:
+    """The terminal's message line, where NetHack writes messages and --More--."""
+    return bytes(tty_chars[0]).decode("latin-1").rstrip("\x00").strip()
+
+
+# BALROG's NetHack settings (its config.yaml, nle_kwargs): a random role ("@"), 100,000
+# steps, and an episode ends after 150 steps without progress (NLE's default is 10,000).
+NETHACK_SETTINGS = {"character": "@", "max_episode_steps": 100_000, "no_progress_timeout": 150}
+
+
 class SeedableChallenge(NetHackChallenge):
     """NetHackChallenge with its rules intact and its seeding lock lifted."""
 
@@ -142,25 +169,33 @@ class NetHackGame(NLEGame):
     family = "nethack"
 
     def __init__(self, task: str):
-        super().__init__(task, SeedableChallenge(observation_keys=OBSERVATION_KEYS))
+        super().__init__(task, SeedableChallenge(observation_keys=OBSERVATION_KEYS,
+                                                 **NETHACK_SETTINGS))
         self._max_depth = self._max_level = 0
         self._milestones: set[str] = set()
 
     def instructions(self) -> str:
-        actions = "\n".join(f"- {name}: {text}" for name, text in self.actions.items()
-                            if len(name) > 1)
+        # The information of BALROG's NetHack prompt: the actions, its tips, the goal.
+        named = "\n".join(f"{name}: {text}" for name, text in self.actions.items()
+                          if len(name) > 1)
         return (
-            "You are playing NetHack, a roguelike game on a map of ASCII characters. Your "
-            "character is the @ symbol. Your goal is to descend as deep into the dungeon "
-            "as you can and grow in experience, staying alive: deeper dungeon levels and "
-            "higher experience levels score more.\n\n"
-            "Each turn you read the message line, a description of what is around you "
-            "with exact offsets (north is up the screen), the cursor, and the screen. Stairs "
-            "down look like >. When the game asks a question or shows a menu, answer with "
-            "the letter or digit it asks for (a single character is a valid action); "
-            "'more' continues a message ending in --More--, 'esc' cancels.\n\n"
-            f"The actions you can take:\n{actions}\n- any letter a-z or A-Z, or digit 0-9: "
-            "type that key"
+            "You are an agent playing NetHack. These are the actions you can take, each "
+            f"with what it does:\n\n{named}\nany single letter (a-z, A-Z) or digit (0-9): "
+            "type that key\n\n"
+            "Tips:\n"
+            "- When the message asks you to choose, such as \"What do you want to eat? [dgh "
+            "or ?*]\", answer with the single letter of the item: here d, g or h.\n"
+            "- When the message asks for a direction (\"In what direction?\"), answer with a "
+            "direction.\n"
+            "- When the message ends with --More--, answer more to see the rest.\n"
+            "- Explore to find the stairs down to the next level.\n"
+            "- Read the last message carefully: it tells you the state of the game.\n"
+            "- Moving on in one direction ends at a wall (\"It's solid stone\", \"It's a "
+            "wall\"): then change direction to keep exploring.\n"
+            "- Read the description and the ASCII map (or the image) to choose where to go.\n"
+            "- Attack a monster by moving into it.\n\n"
+            "A history of actions and observations from the game will follow. Your goal is "
+            "to get as far as you can in the game.\n\nPLAY!"
         )
 
     def _track(self) -> None:

@@ -57,7 +57,7 @@ _COMMANDS = {
     "takeoff": "take off one piece of armor", "takeoffall": "take off all armor",
     "teleport": "teleport (if you can)", "throw": "throw an object",
     "tip": "empty a container", "travel": "travel to a chosen map position",
-    "turn": "turn undead (knights and priests)", "twoweapon": "toggle fighting with two weapons",
+    "turnundead": "turn undead (knights and priests)", "twoweapon": "toggle fighting with two weapons",
     "untrap": "disarm a trap", "version": "show the game version",
     "versionshort": "show the game version", "wear": "put on a piece of armor",
     "whatdoes": "tell what a key does", "whatis": "describe a map symbol",
@@ -93,23 +93,54 @@ def action_description(action: nle_actions.enum.IntEnum) -> str:
             }.get(name) or _COMMANDS.get(name, name)
 
 
-def vocabulary(env_actions) -> dict[str, tuple[int, str]]:
-    """Action name -> (index in the env's action space, description).
+# BALROG names NLE's actions as nle-language-wrapper does (the first name of each key).
+# Where two of NLE's enums share a key, that map holds one entry for both: '+', '"' and
+# '$' are named after the commands bound to them, as in BALROG's action list.
+_BALROG_NAMES = {"turn": "turnundead", "+": "seespells", '"': "seeamulet", "$": "seegold"}
 
-    Where the action set has commands (and so menus and prompts such as "What do you want
-    to eat? [fg]"), every letter that is some action's key is also offered as a single
-    character: the letter and the command bound to it press the same key. Movement-only
-    sets (most MiniHack levels) get no letters, which would only alias the directions.
+# BALROG's MiniHack action list (balrog/environments/minihack/__init__.py): a level offers
+# those of its actions whose name is here, nothing else.
+MINIHACK_ACTIONS = (
+    "north", "east", "south", "west", "northeast", "southeast", "southwest", "northwest",
+    "far north", "far east", "far south", "far west", "far northeast", "far southeast",
+    "far southwest", "far northwest", "up", "down", "wait", "more", "apply", "close", "open",
+    "eat", "force", "kick", "loot", "pickup", "pray", "puton", "quaff", "search", "zap",
+)
+
+
+def balrog_name(action: nle_actions.enum.IntEnum) -> str:
+    name = action_name(action)
+    return _BALROG_NAMES.get(name, name)
+
+
+def vocabulary(env_actions, minihack: bool = False) -> dict[str, tuple[int, str]]:
+    """BALROG's action set: name -> (index in the env's action space, description).
+
+    NetHack: the names of NLE's useful actions, then every letter a-z, A-Z and digit 0-9
+    as a single key (answering prompts and menus: "What do you want to eat? [fg]" -> f),
+    each pressing the env action bound to that key. MiniHack: the level's actions whose
+    names are in BALROG's MiniHack list.
     """
+    from nle.nethack import USEFUL_ACTIONS
+
     vocab: dict[str, tuple[int, str]] = {}
     for index, action in enumerate(env_actions):
-        vocab.setdefault(action_name(action), (index, action_description(action)))
-    if not any(type(action).__name__ == "Command" for action in env_actions):
+        name = balrog_name(action)
+        if minihack and name not in MINIHACK_ACTIONS:
+            continue
+        if not minihack and action not in USEFUL_ACTIONS:
+            continue
+        vocab.setdefault(name, (index, _COMMANDS.get(name) or action_description(action)))
+    if minihack:
         return vocab
+    by_key = {}
     for index, action in enumerate(env_actions):
-        key = chr(int(action))
-        if key.isalpha() and len(key) == 1 and key not in vocab:
-            vocab[key] = (index, f"type the key '{key}' (answers prompts and menus)")
+        by_key.setdefault(chr(int(action)), index)
+    keys = [*map(chr, range(ord("a"), ord("z") + 1)), *map(chr, range(ord("A"), ord("Z") + 1)),
+            *map(str, range(10))]
+    for key in keys:
+        if key in by_key:
+            vocab[key] = (by_key[key], f"type the key '{key}' (answers prompts and menus)")
     return vocab
 
 

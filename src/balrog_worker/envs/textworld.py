@@ -195,7 +195,7 @@ def _target_name(game: textworld.Game) -> str:
 
 class TextWorldGame(Game):
     family = "textworld"
-    default_action = "look"
+    default_action = "help"  # BALROG's (never played: any command is valid)
 
     def __init__(self, task: str):
         if task not in TASKS:
@@ -218,11 +218,13 @@ class TextWorldGame(Game):
         return bool(action.strip())
 
     def instructions(self) -> str:
-        objective = self._state["objective"] if self._state else "(given when the game starts)"
+        # As in BALROG's prompts, the task's kind and rules but not this game's objective,
+        # which the game removes from its text: the command "goal" prints it.
         return (
             "You are playing TextWorld, a text adventure game. Each turn the game describes "
             "what happens and you answer with a command.\n\n"
-            f"Your goal: {objective}\n\n{TASKS[self.task].hints}\n\n{COMMANDS}"
+            f"{TASKS[self.task].hints}\n\n{COMMANDS} The command goal prints the goal of "
+            "the game."
         )
 
     def reset(self, seed: int) -> Observation:
@@ -249,16 +251,13 @@ class TextWorldGame(Game):
         return StepOutcome(self._observe(), float(reward), self._done, False)
 
     def progression(self) -> float:
-        """BALROG's rule: at the end, the better of the score fraction and winning (1).
-        Before the end, the score fraction so far, which never exceeds the final value: the
-        scores of these games only grow, and a lost game ends with the score it had."""
-        if self._state is None:
+        """BALROG's rule: set when the game ends, to the better of the score fraction and
+        winning (1); a game still running when the step cap stops it scores 0."""
+        if self._state is None or not self._done:
             return 0.0
         max_score = self._state["max_score"]
         fraction = self._state["score"] / max_score if max_score else 0.0
-        if self._done and self._state["won"]:
-            fraction = 1.0
-        return min(max(fraction, 0.0), 1.0)
+        return min(max(fraction, 1.0 if self._state["won"] else 0.0), 1.0)
 
     def oracle_action(self) -> str:
         """The first command of TextWorld's winning policy from the current state; TextWorld
@@ -288,8 +287,8 @@ class TextWorldGame(Game):
         self._path = None
 
     def _observe(self) -> Observation:
-        inventory = self._state["inventory"] if self._state else ""
-        return Observation(self._text, _tidy(inventory or ""))
+        # BALROG's TextWorld has no short-term context: the game's text is all there is.
+        return Observation(self._text)
 
 
 @contextmanager

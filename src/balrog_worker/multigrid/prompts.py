@@ -31,6 +31,7 @@ class GameFacts:
     target_goal: str = ""  # where it scores
     goals_to_win: int = 0
     max_steps: int = 0
+    steal_cooldown: int = 0  # soccer: turns neither player of a steal can steal again
 
 
 SOCCER_ROLES = ("forward", "defender")
@@ -52,15 +53,29 @@ def assign_roles(game: str, players: list[int], first: str | None = None) -> dic
     return {player: roles[k % len(roles)] for k, player in enumerate(players)}
 
 
-ACTIONS_TEXT = (
-    "The actions you can take:\n"
-    "- turn left: turn 90 degrees to your left\n"
-    "- turn right: turn 90 degrees to your right\n"
-    "- forward: move one cell in the direction you face\n"
-    "- pickup: pick up the ball in front of you, or take it from the player in front of you\n"
-    "- drop: drop the ball in front of you; facing a teammate, this passes it to them\n"
-    "- noop: stay where you are this turn"
-)
+# What each action does, per game, as mosaic-multigrid 7.0 plays it (each statement is
+# tested against the environment in tests/test_multigrid_rules.py).
+ACTIONS_TEXT = {
+    "soccer": (
+        "The actions you can take:\n"
+        "- turn left: turn 90 degrees to your left\n"
+        "- turn right: turn 90 degrees to your right\n"
+        "- forward: move one cell in the direction you face\n"
+        "- pickup: take the loose ball in front of you, or steal the ball from the opponent "
+        "in front of you\n"
+        "- drop: pass the ball to your teammate, wherever they are on the field\n"
+        "- noop: stay where you are this turn"
+    ),
+    "collect": (
+        "The actions you can take:\n"
+        "- turn left: turn 90 degrees to your left\n"
+        "- turn right: turn 90 degrees to your right\n"
+        "- forward: move one cell in the direction you face\n"
+        "- pickup: collect the ball in front of you\n"
+        "- drop: does nothing in this game\n"
+        "- noop: stay where you are this turn"
+    ),
+}
 
 
 def _rules(facts: GameFacts) -> str:
@@ -73,21 +88,34 @@ def _rules(facts: GameFacts) -> str:
         return (
             f"You are playing MultiGrid Soccer, two against two, seen from above. {field} "
             f"{you} Your teammate: {mates}. Opponents: {', '.join(facts.opponents)}.\n\n"
-            f"Your team defends the goal at {facts.own_goal} and scores in the goal at "
-            f"{facts.target_goal}: carry the ball onto that goal (or drop it there while "
-            f"facing it). The first team to {facts.goals_to_win} goals wins; after a goal the "
-            f"ball comes back into play. The game lasts at most {facts.max_steps} turns.\n\n"
-            "Only one player holds the ball at a time. Facing a player who holds the ball, "
-            "pickup steals it. Facing a teammate, drop passes the ball to them."
+            f"Your team defends the goal at {facts.own_goal} and attacks the goal at "
+            f"{facts.target_goal}. {SOCCER_SCORING} The first team to {facts.goals_to_win} "
+            f"goals wins. {SOCCER_RESPAWN} The game lasts at most {facts.max_steps} "
+            "turns.\n\n"
+            f"{SOCCER_ONE_HOLDER} {SOCCER_PICKUP} After a steal, neither of the two players "
+            f"can steal again until {facts.steal_cooldown} turns later. "
+            f"{SOCCER_NO_TEAM_STEAL} {SOCCER_PASS}"
         )
     rivals = ", ".join(facts.opponents)
     return (
         f"You are playing MultiGrid Collect, seen from above. {field} {you} The other "
-        f"players ({rivals}) each play for themselves. Balls lie on the field: face a "
-        "ball and pick it up to collect it. Every ball you collect scores for you and "
-        "counts against the others. The game ends when all balls are collected or after "
-        f"{facts.max_steps} turns."
+        f"players ({rivals}) each play for themselves. {COLLECT_PICKUP} Every ball you "
+        "collect scores for you and counts against the others. The game ends when all "
+        f"balls are collected or after {facts.max_steps} turns."
     )
+
+
+# The rule sentences, one constant each, so the test of each names what it checks.
+SOCCER_SCORING = ("You score by walking onto a cell of the goal you attack while holding "
+                  "the ball; dropping the ball, even facing the goal, does not score.")
+SOCCER_RESPAWN = "After a goal, a new ball appears on a free cell of the field."
+SOCCER_ONE_HOLDER = "Only one player holds the ball at a time."
+SOCCER_PICKUP = ("pickup takes the loose ball from the cell in front of you, or steals the "
+                 "ball from an opponent in front of you who holds it.")
+SOCCER_NO_TEAM_STEAL = "You cannot take the ball from your teammate."
+SOCCER_PASS = ("drop passes the ball to your teammate wherever they are on the field, "
+               "whichever way you face.")
+COLLECT_PICKUP = "Balls lie on the field: face a ball and pick it up to collect it."
 
 
 def _hints(facts: GameFacts) -> str:
@@ -147,5 +175,5 @@ def system_prompt(facts: GameFacts, level: int, role: str | None = None,
         if role is None:
             raise ValueError("coordination level 3 needs a role for every agent")
         parts.append(_role_rules(facts, role, teammate_roles or {}))
-    parts.append(ACTIONS_TEXT)
+    parts.append(ACTIONS_TEXT[facts.game])
     return "\n\n".join(parts)

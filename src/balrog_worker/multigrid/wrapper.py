@@ -70,7 +70,7 @@ def game_facts(env, task: str, index: int) -> GameFacts:
         return f"the {_side(cells[0][0], env.width)} end (x = {min(xs)}, y = {ys[0]} to {ys[-1]})"
 
     return GameFacts(**common, own_goal=where(me.team_index), target_goal=where(rival),
-                     goals_to_win=env.goals_to_win)
+                     goals_to_win=env.goals_to_win, steal_cooldown=env.steal_cooldown)
 
 
 class Match:
