@@ -198,8 +198,7 @@ def test_lenient_parsing_is_named_in_the_records(tmp_path, monkeypatch):
 
 
 def test_few_shot_demonstrations_never_come_from_a_seed_the_cell_plays(tmp_path, monkeypatch):
-    steps, episode, requests = run_agent(tmp_path, monkeypatch, "few_shot", "go forward",
-                                         steps=2)
+    _, episode, requests = run_agent(tmp_path, monkeypatch, "few_shot", "go forward", steps=2)
     (demo,) = episode["demonstrations"]
     assert demo["source"] == "scripted" and (demo["env"], demo["task"]) == ("babyai", "goto")
     played = {episode_seed(0, "babyai", "goto", i) for i in range(100_000)}

@@ -22,7 +22,8 @@ def test_aggregate_writes_leaderboard_formats_and_rq_tables_and_figures(tmp_path
     write_leaderboard(results, tmp_path / "reports")
     tables = tmp_path / "reports" / "tables"
     tex = (tables / "leaderboard.tex").read_text()
-    assert tex.startswith("\\begin{tabular}") and "random & naive" in tex
+    assert tex.startswith("\\begin{tabular}") and "random & naive" not in tex  # not BALROG's
+    assert "| random | naive | multigrid |" in (tables / "other_envs.md").read_text()
     paired = pl.read_csv(tables / "rq1_paired.csv")
     assert set(paired["task"]) == {"soccer", "collect"}
     assert (paired["n_pairs"] == 3).all()  # the same 3 seeds at every level: paired

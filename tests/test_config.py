@@ -116,7 +116,7 @@ def test_the_paper_params_are_balrogs_protocol(repo, tmp_path):
     """config/paper.yaml: BALROG's episodes, caps, client and agent settings, with its
     Boxoban tasks, which need their level files (absent here: a clear error says where)."""
     text = (repo / "config/paper.yaml").read_text()
-    with pytest.raises(ConfigError, match="boxoban_hard needs the Boxoban levels.*unpack"):
+    with pytest.raises(ConfigError, match=r"boxoban_hard needs the Boxoban levels.*unpack"):
         load_params(repo / "config/paper.yaml")
     without_boxoban = tmp_path / "paper.yaml"
     without_boxoban.write_text(text.replace("boxoban_hard, boxoban_medium, ", ""))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from itertools import count
+from itertools import count, pairwise
 
 import pytest
 from hypothesis import example, given, settings
@@ -104,7 +104,7 @@ def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
     assert episode["num_steps"] == episode["llm_calls"] == len(answers)
     # the step after an invalid one tells the model which action was played instead
     note = f"Your previous output did not contain a valid action. Defaulted to action: {DEFAULT}"
-    for before, record in zip(steps, steps[1:], strict=False):
+    for before, record in pairwise(steps):
         assert (note in record["observation"]) is (not before["valid"])
     # the garbage went back to the model as the agent read it, and nothing it said
     # changed the instructions

@@ -147,3 +147,59 @@ def test_an_invalid_answer_plays_the_default_action_and_is_counted(tmp_path):
     assert heading.startswith("Current Observation:\nStatus: Dungeon level 1")
     assert ("\n\n\nYour previous output did not contain a valid action. Defaulted to action: "
             "north\n\nObservation:\nMessage: ") in steps[1]["observation"]
+
+
+def test_nethack_plays_with_balrogs_settings():
+    """BALROG's nle_kwargs: a random role, 100,000 steps, 150 steps without progress."""
+    env = NetHackGame("challenge").env.unwrapped
+    assert (env.character, env._max_episode_steps, env.no_progress_timeout) == (
+        "@", 100_000, 150)
+    roles = set()
+    for seed in range(6):
+        game = NetHackGame("challenge")
+        roles.add(re.search(r"You are an? [\w ]*?(\w+)\.", game.reset(seed).text)[1])
+    assert len(roles) > 1  # "@": the role is drawn per game
+
+
+def test_minihack_plays_with_balrogs_settings_and_actions():
+    """BALROG's minihack_kwargs: no autopickup, a -0.01 step penalty, 100 steps; and only
+    the actions of BALROG's MiniHack list."""
+    game = MiniHackGame("quest_easy")
+    env = game.env.unwrapped
+    assert "!autopickup" in env.nethack.options and env.character == "@"
+    assert (env.penalty_step, env.penalty_mode) == (-0.01, "constant")
+    from balrog_worker.envs.nle_text import MINIHACK_ACTIONS
+
+    assert set(game.actions) <= set(MINIHACK_ACTIONS) and "more" in game.actions
+    assert "inventory" not in game.actions and "a" not in game.actions
+    walk = MiniHackGame("mazewalk_9x9")
+    walk.reset(0)
+    steps, outcome = 0, None
+    while outcome is None or not (outcome.terminated or outcome.truncated):
+        outcome, steps = walk.step(("north", "south")[steps % 2]), steps + 1
+    assert steps == 100 and outcome.truncated
+
+
+def test_more_prompts_are_pressed_and_their_messages_joined():
+    """BALROG's skip_more: within one step, --More-- is pressed until the message is
+    complete; the observation holds the whole message, and the rewards add up."""
+    game = NetHackGame("challenge")
+    joined = None
+    for seed in range(40):
+        game.reset(seed)
+        rng = random.Random(seed)
+        for _ in range(60):
+            outcome = game.step(rng.choice(["far east", "far west", "far north", "far south",
+                                            "search", "kick", "j"]))
+            message = outcome.observation.text.split("\n")[0]
+            top = bytes(game._obs["tty_chars"][0]).decode("latin-1")
+            assert "--More--" not in top or outcome.terminated or outcome.truncated
+            if "\n" in game._message:
+                joined = game._message
+                break
+            if outcome.terminated:
+                break
+        if joined:
+            break
+    assert joined and message.startswith("Message: ")
+    assert joined.strip().split("\n")[0] in outcome.observation.text

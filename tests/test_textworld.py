@@ -75,17 +75,32 @@ def test_the_oracle_replans_after_a_detour(games, task):
 
 
 def test_the_objective_is_given_once_without_the_solution(games):
+    """As in BALROG: the game's text without its objective, no short-term context, and
+    instructions that give the task's kind but not this game's objective ("goal" does)."""
     for task, game in games.items():
         observation = game.reset(0)
         objective = game.episode_info()["objective"]
-        assert objective and objective in game.instructions()
-        assert objective not in observation.text  # shown by the instructions only
+        assert objective and objective not in game.instructions()
+        assert objective not in observation.text
         assert observation.text.startswith("-= ")  # the room, with the ASCII-art banner gone
         assert "$$" not in observation.text
-        assert observation.context.startswith("You are carrying")
+        assert observation.context == ""
+        assert objective.split()[0] in game.step("goal").observation.text
         if task != "the_cooking_game":
             # TextWorld's own objective lists every move; only the goal remains.
             assert objective.startswith("Find the ") and "go " not in objective
+
+
+def test_progression_is_balrogs_rule(games):
+    """Set when the game ends (the better of score / max score and winning); a game the
+    step cap stops scores 0, whatever its score so far."""
+    game = games["the_cooking_game"]
+    game.reset(0)
+    while not game.episode_info()["score"]:
+        game.step(game.oracle_action())
+    assert game.episode_info()["score"] > 0 and game.progression() == 0.0  # still running
+    play_oracle(game)
+    assert game.progression() == 1.0
 
 
 def test_any_command_is_valid_played_and_answered(games):

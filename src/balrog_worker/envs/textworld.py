@@ -6,17 +6,16 @@ compiled once to a Z-machine file under ``<cache>/textworld/`` and replayed from
 The same seed gives the same game: ``tw-make <challenge> <settings> --seed N`` builds the
 same world (the objective aside, see below).
 
-Difficulty. BALROG's games are hard and long; these settings keep BALROG's kind of game
-while making it finishable by a strong LLM within 80 steps:
+Difficulty: BALROG's settings where they can be met here (its docs/envs/textworld.md).
 
 - ``treasure_hunter``: ``tw-treasure_hunter --level 25``, the hard mode: 20 rooms, closed
   and locked doors and containers, keys to find, a decoy object that loses the game if
-  taken, and a quest of 11 actions. BALROG used level 30 (a quest of 20 actions), whose
-  quest search alone takes about 45 s per game.
-- ``the_cooking_game``: ``tw-cooking --recipe 3 --take 3 --go 6 --open --cook --cut``:
-  6 rooms, 3 ingredients to find, cut and cook, doors and containers to open; the
-  walkthrough is about 20-25 commands. BALROG used up to 5 ingredients in 12 rooms, whose
-  walkthroughs alone run to 40-80 commands.
+  taken, and a quest of 11 actions. BALROG used level 30 (a quest of about 20 actions),
+  whose quest search ran for over 10 minutes per game on a 2-core machine without
+  finishing: the one remaining difference, which makes these games easier than BALROG's.
+- ``the_cooking_game``: ``tw-cooking --recipe 5 --take 5 --go 12 --open --cook --cut``, as
+  BALROG: 5 ingredients to find, cut and cook in 12 rooms, doors and containers to open;
+  walkthroughs of about 40-45 commands (2-4 s to generate).
 - ``coin_collector``: ``tw-coin_collector --level 120``, as in BALROG: 40 rooms, a path of
   20 moves to the coin, with a dead-end room off the path at every step.
 
@@ -87,7 +86,7 @@ TASKS: dict[str, TaskSpec] = {
     ),
     "the_cooking_game": TaskSpec(
         "tw-cooking",
-        (("recipe", 3), ("take", 3), ("go", 6), ("open", True), ("cook", True),
+        (("recipe", 5), ("take", 5), ("go", 12), ("open", True), ("cook", True),
          ("cut", True), ("drop", False), ("recipe_seed", 0), ("split", None)),
         hide_solution=False,
         hints=(
