@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from minigrid.core.roomgrid import RoomGrid
 from minigrid.envs.babyai.core.levelgen import LevelGen
+from minigrid.envs.babyai.core.roomgrid_level import RejectSampling
 from minigrid.envs.babyai.core.verifier import (
     AfterInstr,
     BeforeInstr,
@@ -53,6 +54,20 @@ class MixedTrainLocal(LevelGen):
             room_size=8, num_rows=1, num_cols=2 if task == "open" else 1,
             num_dists=num_dists, instr_kinds=("action", "seq1"), locations=False,
             unblocking=False, implicit_unlock=False, action_kinds=(task,), **kwargs)
+
+    def _gen_grid(self, width, height):
+        # minigrid's RoomGridLevel loop, without its print of every rejected level: this
+        # process's stdout may be a JSONL stream (--emit-jsonl, serve).
+        while True:
+            try:
+                RoomGrid._gen_grid(self, width, height)
+                self.gen_mission()
+                self.validate_instrs(self.instrs)
+            except (RecursionError, RejectSampling):
+                continue
+            break
+        self.surface = self.instrs.surface(self)
+        self.mission = self.surface
 
     def gen_mission(self):
         # The fork draws the kind from a one-element list: a draw that changes nothing
