@@ -7,9 +7,9 @@ import pytest
 from balrog_worker.cells import Cell
 from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
 from balrog_worker.evaluator import run_cell
+from balrog_worker.multigrid.game import game_facts, make_env
 from balrog_worker.multigrid.metrics import SoccerTracker
 from balrog_worker.multigrid.prompts import system_prompt
-from balrog_worker.multigrid.wrapper import game_facts, make_env
 from balrog_worker.store import read_jsonl
 
 NAIVE = AgentSpec("naive", "naive")

@@ -9,7 +9,7 @@ import pytest
 from mosaic_multigrid.core import Ball
 
 from balrog_worker.multigrid import prompts
-from balrog_worker.multigrid.wrapper import ACTIONS, game_facts, make_env
+from balrog_worker.multigrid.game import ACTIONS, game_facts, make_env
 
 EAST, SOUTH, WEST, NORTH = 0, 1, 2, 3
 NOOP = ACTIONS["noop"]

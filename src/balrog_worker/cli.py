@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from balrog_worker import __version__
+from balrog_worker import __version__, vocab
 
 log = logging.getLogger("balrog_worker")
 
@@ -89,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="step cap per episode (default: params, else the game's own)")
     run.add_argument("--seed", type=_non_negative, help="base seed (default: params, else 0)")
     run.add_argument("--parallel", type=_positive, help="episodes played concurrently")
-    run.add_argument("--coordination-level", type=int, choices=(1, 2, 3),
+    run.add_argument("--coordination-level", type=int, choices=vocab.COORDINATION_LEVELS,
                      help="multi-agent envs only (default 1)")
-    run.add_argument("--observation-mode", choices=("egocentric", "visible_teammates"),
+    run.add_argument("--observation-mode", choices=vocab.OBSERVATION_MODES,
                      help="multi-agent envs only (default egocentric)")
-    run.add_argument("--opponent", choices=("scripted", "random"),
+    run.add_argument("--opponent", choices=vocab.OPPONENT_POLICIES,
                      help="multi-agent envs only: who plays the other team (default scripted)")
-    run.add_argument("--cache", choices=("on", "off", "refresh"),
+    run.add_argument("--cache", choices=vocab.CACHE_MODES,
                      help="the response cache (default: params, else on)")
     run.add_argument("--budget-usd", type=float,
                      help="stop starting episodes once the cell has spent this much")

@@ -19,6 +19,16 @@ import yaml
 
 from balrog_worker import envs
 from balrog_worker.cells import Cell, slugify
+from balrog_worker.vocab import (
+    AGENT_TYPES,
+    ANSWER_PARSING,
+    CACHE_MODES,
+    COORDINATION_LEVELS,
+    DEFAULT_PARALLEL_EPISODES,
+    OBSERVATION_MODES,
+    OPPONENT_POLICIES,
+    roles_of,
+)
 
 
 class ConfigError(ValueError):
@@ -105,9 +115,6 @@ class ModelSpec:
                 "constrain_actions": self.constrain_actions}
 
 
-ANSWER_PARSING = ("strict", "lenient")
-
-
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
@@ -140,15 +147,11 @@ class EnvSpec:
     opponent: str = "scripted"  # multi-agent games: who plays the other team
 
 
-OPPONENTS = ("scripted", "random")
-COORDINATION_LEVELS = (1, 2, 3)
-OBSERVATION_MODES = ("egocentric", "visible_teammates")
 
 # Bounds of the counts, the same as the schemas' (flags and configs are checked alike).
 MAX_EPISODES = 100_000
 MAX_STEPS = 1_000_000
 MAX_PARALLEL = 1024
-CACHE_MODES = ("on", "off", "refresh")
 
 BUILTIN_MODELS = {
     "random": ModelSpec(name="random", backend="random"),
@@ -166,7 +169,7 @@ class CellConfig:
     episodes: int
     max_steps: int | None
     seed: int = 0
-    parallel_episodes: int = 4
+    parallel_episodes: int = DEFAULT_PARALLEL_EPISODES
     opponent: str = "scripted"
     cache: str = "on"  # the response cache: on, off, or refresh
     budget_usd: float | None = None  # stop starting episodes once the cell spent this
@@ -199,16 +202,14 @@ class CellConfig:
             raise ConfigError(f"coordination levels and observation modes apply to "
                               f"multi-agent envs only, not {self.cell.env!r}")
         if self.role is not None:
-            from balrog_worker.multigrid.prompts import roles_of
-
             if not multi_agent or self.cell.coordination_level != 3:
                 raise ConfigError("a role applies to multi-agent envs at coordination level 3")
             if self.role not in roles_of(self.cell.task):
                 raise ConfigError(f"role {self.role!r} is not a role of {self.cell.task} "
                                   f"({', '.join(roles_of(self.cell.task))})")
-        if self.opponent not in OPPONENTS:
+        if self.opponent not in OPPONENT_POLICIES:
             raise ConfigError(f"unknown opponent {self.opponent!r}; choose from "
-                              f"{', '.join(OPPONENTS)}")
+                              f"{', '.join(OPPONENT_POLICIES)}")
         if self.agent.type == "few_shot" and not _demonstrable(self.cell.env):
             raise ConfigError(
                 f"agent {self.agent.name!r}: few_shot needs demonstrations, which come from "
@@ -224,6 +225,20 @@ class CellConfig:
     @property
     def run_id(self) -> str:
         return self.cell.slug
+
+    def game_options(self) -> dict:
+        """The options a multi-agent game of this cell is opened with (envs.open_game)."""
+        if not envs.FAMILIES[self.cell.env].multi_agent:
+            return {}
+        return {"coordination_level": self.cell.coordination_level,
+                "observation_mode": self.cell.observation_mode, "opponent": self.opponent,
+                "role": self.role}
+
+    def calls_in_flight(self) -> int:
+        """The model calls this cell keeps in flight at most: episodes played at once,
+        times the players each asks at once, within the model's own concurrency."""
+        players = envs.FAMILIES[self.cell.env].players(self.cell.task)
+        return min(self.model.concurrency, players * min(self.parallel_episodes, self.episodes))
 
     def public(self) -> dict:
         """The resolved config as JSON data (no secrets): ``cell_config_from_dict`` reads
@@ -401,11 +416,12 @@ def params_from_dict(data: object, source: str = "params") -> Params:
                         f"(defined: {', '.join(defined)})"
                     )
     paths = data.get("paths", {})
+    evaluation = data.get("evaluation", {})
     params = Params(
         seed=data.get("seed", 0),
-        parallel_episodes=data.get("evaluation", {}).get("parallel_episodes", 4),
-        cache=_cache_mode(data.get("evaluation", {}).get("cache", "on")),
-        budget_usd=data.get("evaluation", {}).get("budget_usd"),
+        parallel_episodes=evaluation.get("parallel_episodes", DEFAULT_PARALLEL_EPISODES),
+        cache=_cache_mode(evaluation.get("cache", "on")),
+        budget_usd=evaluation.get("budget_usd"),
         results_dir=paths.get("results", "results/runs"),
         reports_dir=paths.get("reports", "reports"),
         models=models,
@@ -449,7 +465,7 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         episodes=data["episodes"],
         max_steps=data.get("max_steps"),
         seed=data.get("seed", 0),
-        parallel_episodes=data.get("parallel_episodes", 4),
+        parallel_episodes=data.get("parallel_episodes", DEFAULT_PARALLEL_EPISODES),
         opponent=data.get("opponent", "scripted"),
         cache=data.get("cache", "on"),
         budget_usd=data.get("budget_usd"),
@@ -498,7 +514,7 @@ CELL_SCHEMA = {
         "max_steps": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEPS},
         "seed": {"type": "integer", "minimum": 0},
         "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
-        "opponent": {"enum": list(OPPONENTS)},
+        "opponent": {"enum": list(OPPONENT_POLICIES)},
         "cache": {"enum": list(CACHE_MODES)},
         "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "role": {"enum": [None, "forward", "defender", "west", "centre", "east"]},
@@ -566,13 +582,10 @@ def _model_spec(name: str, spec: dict, prices: dict[str, Price] | None = None) -
 
 
 def _agent_spec(name: str, spec: dict, field_path: str) -> AgentSpec:
-    from balrog_worker.agents import AGENTS  # the registry depends on config's types
-
     agent_type = spec.get("type", name)
-    if agent_type not in AGENTS:
-        raise ConfigError(
-            f"{field_path}: unknown agent type {agent_type!r}; available: {', '.join(AGENTS)}"
-        )
+    if agent_type not in AGENT_TYPES:
+        raise ConfigError(f"{field_path}: unknown agent type {agent_type!r}; available: "
+                          f"{', '.join(AGENT_TYPES)}")
     return AgentSpec(name=name, **{"type": agent_type, **spec})
 
 

@@ -15,20 +15,18 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from balrog_worker import envs
-from balrog_worker.agents import demonstrations_for, invalid_action_note, make_agent
+from balrog_worker.agents import demonstrations_for, make_agent
 from balrog_worker.analysis.stats import cell_aggregate
 from balrog_worker.clients import Client, make_client
-from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig
+from balrog_worker.episode import Episode, EpisodeSettings
 from balrog_worker.provenance import git_revision, package_versions
-from balrog_worker.seeding import derive_seed, episode_seed
+from balrog_worker.records import CellKeys, EpisodeRecord, Usage
+from balrog_worker.seeding import episode_seed
 from balrog_worker.store import CellStore, StoreError
 from balrog_worker.telemetry import RecordStream
 
 log = logging.getLogger(__name__)
-
-PLAYER = "agent_0"  # single-agent games have one player
-
 
 class Interrupted(Exception):
     """The run is stopping; the episode in progress is abandoned, not recorded."""
@@ -48,13 +46,16 @@ class CellReport:
 
 
 class CellRun:
+    """The episodes of one cell: each an ``episode.Episode`` of the cell's game, its
+    players driven by the cell's agent and model."""
+
     def __init__(self, config: CellConfig, client: Client, stream: RecordStream | None,
                  stop: threading.Event):
         self.config = config
         self.client = client
         self.stream = stream
         self.stop = stop
-        self.keys = {"run_id": config.run_id, **config.cell.keys()}
+        self.keys = CellKeys(run_id=config.run_id, **config.cell.keys())
         self.spent_usd = 0.0
         self._spending = threading.Lock()
 
@@ -69,17 +70,6 @@ class CellRun:
             self.spent_usd += cost
         return cost
 
-    def account(self, totals: dict, usage) -> dict:
-        """Add one call's usage to an episode's ``totals``; return the step's fields."""
-        call = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                "cached_input_tokens": usage.cached_input_tokens,
-                "reasoning_tokens": usage.reasoning_tokens, "retries": usage.retries,
-                "cost_usd": round(self.cost(usage), 8), "latency_s": round(usage.latency_s, 6)}
-        totals["llm_calls"] += 1
-        for key in USAGE_FIELDS:
-            totals[key] += call[key]
-        return call
-
     def check_stop(self) -> None:
         if self.stop.is_set():
             raise Interrupted
@@ -88,120 +78,49 @@ class CellRun:
         if self.stream:
             self.stream.emit(kind, record)
 
+    def episode(self, index: int) -> Episode:
+        """Episode ``index`` of the cell, ready to play."""
+        config, cell = self.config, self.config.cell
+        extra = ()
+        if config.agent.type == "few_shot":
+            extra = (("demonstrations", [d.provenance() for d in demonstrations_for(config)]),)
+        seed = episode_seed(config.seed, cell.env, cell.task, index)
+        settings = EpisodeSettings(
+            keys=self.keys, index=index, seed=seed, max_steps=config.max_steps,
+            invalid_feedback=config.agent.invalid_feedback,
+            answer_parsing=config.agent.answer_parsing, extra=extra)
+        game = envs.open_game(cell.env, cell.task, **config.game_options())
+
+        def agent(player: str, instructions: str):
+            return make_agent(config, self.client, instructions, player=player)
+
+        return Episode(game, agent, settings, cost=self.cost,
+                       on_step=lambda record: self.emit("step", record),
+                       check_stop=self.check_stop)
+
     def play(self, index: int) -> tuple[list[dict], dict]:
         """One episode: its step records and its episode record (failed ones included)."""
-        cell = self.config.cell
         budget = self.config.budget_usd
         if budget is not None and self.spent_usd >= budget:
             raise BudgetReached
-        seed = episode_seed(self.config.seed, cell.env, cell.task, index)
         started = time.perf_counter()
-        steps: list[dict] = []
+        episode = self.episode(index)
         try:
-            if envs.FAMILIES[cell.env].multi_agent:
-                episode = envs.FAMILIES[cell.env].load()(self, cell.task).play(index, seed, steps)
-            else:
-                episode = self._play_single(index, seed, steps)
+            record = episode.play()
+            return [step.to_dict() for step in episode.records], record.to_dict()
         except (Interrupted, BudgetReached):
             raise
         except Exception as error:  # recorded, never fatal to the cell
             log.exception("%s episode %d failed", self.config.run_id, index)
             # The steps are dropped (a rerun plays the episode again), but the calls they
             # made were paid for: their usage stays on the failed record.
-            episode = {"failed": True, "error": f"{type(error).__name__}: {error}",
-                       "end_reason": "error", "num_steps": len(steps), **usage_of(steps)}
-            steps = []
-        episode = {**self.keys, "episode_index": index, "seed": seed, **episode,
-                   "duration_s": round(time.perf_counter() - started, 4)}
-        return steps, episode
-
-    def _play_single(self, index: int, seed: int, steps: list[dict]) -> dict:
-        game = envs.make(self.config.cell.env, self.config.cell.task)
-        try:
-            return self._play(game, index, seed, steps)
-        finally:
-            game.close()
-
-    def _play(self, game: envs.Game, index: int, seed: int, steps: list[dict]) -> dict:
-        config = self.config
-        observation = game.reset(seed)
-        agent = make_agent(config, self.client, game.instructions())
-        vision = config.agent.max_image_history > 0
-        note = ""
-        totals = {"episode_return": 0.0, "invalid_actions": 0, **empty_usage()}
-        terminated = truncated = False
-        step = 0
-        while not (terminated or truncated) and step != config.max_steps:
-            self.check_stop()
-            image = encode_png(game.frame()) if vision else None
-            decision = agent.act(observation, tuple(game.actions),
-                                 derive_seed(seed, step, PLAYER), note,
-                                 oracle=game.oracle_action, image=image)
-            valid = game.is_valid(decision.candidate)
-            action = decision.candidate if valid else game.default_action
-            agent.record(action)
-            outcome = game.step(action)
-            usage = decision.completion
-            totals["episode_return"] += outcome.reward
-            totals["invalid_actions"] += not valid
-            call = self.account(totals, usage)
-            record = {
-                **self.keys, "episode_index": index, "step": step, "agent_id": PLAYER,
-                "observation": decision.shown, "completion": usage.text,
-                "reasoning": decision.reasoning, "candidate": decision.candidate,
-                "action": action, "valid": valid, "reward": outcome.reward,
-                "terminated": outcome.terminated, "truncated": outcome.truncated, **call,
-            }
-            steps.append(record)
-            self.emit("step", record)
-            note = "" if valid or not config.agent.invalid_feedback else (
-                invalid_action_note(game.default_action))
-            observation = outcome.observation
-            terminated, truncated = outcome.terminated, outcome.truncated
-            step += 1
-        progression = game.progression()
-        return {
-            "num_steps": step, **totals, "progression": progression,
-            "success": progression >= 1.0,
-            "end_reason": _end_reason(terminated, truncated, progression),
-            "terminated": terminated, "truncated": truncated or not terminated,
-            "failed": False, "error": None, **game.episode_info(),
-            **protocol_fields(config),
-        }
-
-
-# What each call's step record carries and its episode record sums.
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
-                "retries", "cost_usd")
-
-
-def empty_usage() -> dict:
-    return {"llm_calls": 0, **dict.fromkeys(USAGE_FIELDS, 0), "cost_usd": 0.0}
-
-
-def usage_of(steps: list[dict]) -> dict:
-    """The usage totals of the calls behind ``steps`` (one call per step record)."""
-    totals = empty_usage()
-    totals["llm_calls"] = len(steps)
-    for key in USAGE_FIELDS:
-        totals[key] += sum(step.get(key, 0) for step in steps)
-    totals["cost_usd"] = round(totals["cost_usd"], 8)
-    return totals
-
-
-def protocol_fields(config: CellConfig) -> dict:
-    """What an episode record says about how it was played where that can differ from
-    BALROG: the answer reading, and the few-shot demonstrations' provenance."""
-    fields = {"answer_parsing": config.agent.answer_parsing}
-    if config.agent.type == "few_shot":
-        fields["demonstrations"] = [d.provenance() for d in demonstrations_for(config)]
-    return fields
-
-
-def _end_reason(terminated: bool, truncated: bool, progression: float) -> str:
-    if terminated:
-        return "success" if progression >= 1.0 else "terminated"
-    return "truncated" if truncated else "max_steps"
+            usage = sum((step.usage for step in episode.records), Usage())
+            failed = EpisodeRecord(
+                keys=self.keys, episode_index=index, seed=episode.settings.seed,
+                num_steps=len(episode.records), llm_calls=len(episode.records), usage=usage,
+                end_reason="error", duration_s=round(time.perf_counter() - started, 4),
+                failed=True, error=f"{type(error).__name__}: {error}")
+            return [], failed.to_dict()
 
 
 def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,

@@ -4,13 +4,15 @@ Each line on stdin is a JSON command; each gets exactly one JSON line back on st
 (logs go to stderr). Commands:
 
 - ``{"cmd": "ping"}`` -> ``{"ok": true, "pong": true}``
-- ``{"cmd": "init", "config": {...}}``: a MOSAIC cell config (single-agent envs); loads
-  the model and the game -> the env id and its actions.
+- ``{"cmd": "init", "config": {...}}``: a MOSAIC cell config; loads the model -> the env
+  id and its actions (per player for a multi-agent game: ``players``, ``actions``).
 - ``{"cmd": "reset", "seed": 7}`` -> the first observation and the instructions.
 - ``{"cmd": "select_action"}``: ask the model for the current observation's action (the
   game does not move) -> completion, candidate, the action to play, validity.
 - ``{"cmd": "step", "action": "go forward"}``: play an action (an invalid one plays the
-  default action) -> observation, reward, terminated, truncated, progression.
+  default action) -> observation, reward, terminated, truncated, progression. In a
+  multi-agent game ``{"cmd": "step", "actions": {"agent_0": "forward", ...}}``; players
+  without one play what ``select_action`` chose for them.
 - ``{"cmd": "stop"}`` -> ``{"ok": true, "stopped": true}``, then the process exits.
 
 A bad command gets ``{"ok": false, "error": "..."}`` and the session goes on.
@@ -22,17 +24,20 @@ import json
 from typing import TextIO
 
 from balrog_worker import envs
-from balrog_worker.agents import invalid_action_note, make_agent
+from balrog_worker.agents import make_agent
 from balrog_worker.clients import make_client, preflight
-from balrog_worker.seeding import derive_seed
+from balrog_worker.episode import Episode, EpisodeSettings
+from balrog_worker.records import CellKeys
 from balrog_worker.store import json_line
 
 
 class Session:
+    """One game at a time, driven through the episode loop (``episode.Episode``) by
+    commands: what ``run`` plays to the end, step by step."""
+
     def __init__(self):
-        self.config = self.client = self.game = self.agent = self.observation = None
-        self.seed = self.step_index = 0
-        self.note = ""
+        self.config = self.client = self.episode = None
+        self.decisions: dict = {}
 
     def handle(self, command: dict) -> dict:
         name = command.get("cmd")
@@ -49,63 +54,99 @@ class Session:
         from balrog_worker.worker_config import mosaic_cell_config
 
         config = mosaic_cell_config(command.get("config") or {}, source="init config")
-        if envs.FAMILIES[config.cell.env].multi_agent:
-            raise ValueError("serve drives single-agent games; run multi-agent cells with "
-                             "`balrog-worker run --config`")
         preflight(config.model)
         self.close()
         self.config = config
         self.client = make_client(config.model, config.cache)
-        self.game = envs.make(config.cell.env, config.cell.task)
-        return {"env": f"{config.cell.env}/{config.cell.task}", "actions": list(self.game.actions)}
+        game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
+        try:
+            game.reset(config.seed)
+            actions = {player: list(game.actions(player)) for player in game.players}
+        finally:
+            game.close()
+        reply = {"env": f"{config.cell.env}/{config.cell.task}"}
+        if len(actions) == 1:
+            return {**reply, "actions": next(iter(actions.values()))}
+        return {**reply, "players": list(actions), "actions": actions}
 
     def _require(self, what: str):
-        if self.game is None:
+        if self.config is None:
             raise ValueError(f"{what} before init")
-        if what != "reset" and self.observation is None:
+        if what != "reset" and self.episode is None:
             raise ValueError(f"{what} before reset")
+
+    @property
+    def solo(self) -> bool:
+        return len(self.episode.game.players) == 1
 
     def cmd_reset(self, command: dict) -> dict:
         self._require("reset")
-        self.seed = int(command.get("seed", 0))
-        self.observation = self.game.reset(self.seed)
-        self.step_index, self.note = 0, ""
-        self.agent = make_agent(self.config, self.client, self.game.instructions())
-        return {"observation": self.observation.text, "context": self.observation.context,
-                "instructions": self.game.instructions()}
+        config = self.config
+        if self.episode is not None:
+            self.episode.close()
+        settings = EpisodeSettings(
+            keys=CellKeys(run_id=config.run_id, **config.cell.keys()), index=0,
+            seed=int(command.get("seed", 0)), max_steps=None,
+            invalid_feedback=config.agent.invalid_feedback,
+            answer_parsing=config.agent.answer_parsing)
+        game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
+        self.episode = Episode(game, lambda player, instructions: make_agent(
+            config, self.client, instructions, player=player), settings)
+        observations = self.episode.reset()
+        self.decisions = {}
+        views = {player: {"observation": observation.text, "context": observation.context,
+                          "instructions": game.instructions(player)}
+                 for player, observation in observations.items()}
+        return next(iter(views.values())) if self.solo else {"players": views}
 
-    def cmd_select_action(self, _command: dict) -> dict:
+    def cmd_select_action(self, command: dict) -> dict:
         self._require("select_action")
-        decision = self.agent.act(self.observation, tuple(self.game.actions),
-                                  derive_seed(self.seed, self.step_index, "agent_0"), self.note,
-                                  oracle=self.game.oracle_action)
-        valid = self.game.is_valid(decision.candidate)
-        return {"completion": decision.completion.text, "candidate": decision.candidate,
+        players = command.get("players") or self.episode.game.players
+        decisions = self.episode.decide(tuple(players))
+        self.decisions.update(decisions)
+        game = self.episode.game
+        replies = {}
+        for player, decision in decisions.items():
+            valid = game.is_valid(player, decision.candidate)
+            replies[player] = {
+                "completion": decision.completion.text, "candidate": decision.candidate,
                 "reasoning": decision.reasoning, "valid": valid,
-                "action": decision.candidate if valid else self.game.default_action,
+                "action": decision.candidate if valid else game.default_action(player),
                 "input_tokens": decision.completion.input_tokens,
                 "output_tokens": decision.completion.output_tokens}
+        return next(iter(replies.values())) if self.solo else {"decisions": replies}
 
     def cmd_step(self, command: dict) -> dict:
         self._require("step")
-        action = str(command.get("action", ""))
-        valid = self.game.is_valid(action)
-        played = action if valid else self.game.default_action
-        if self.agent is not None:
-            self.agent.record(played)  # closes the turn select_action opened, if any
-        outcome = self.game.step(played)
-        self.observation = outcome.observation
-        self.note = ("" if valid or not self.config.agent.invalid_feedback
-                     else invalid_action_note(self.game.default_action))
-        self.step_index += 1
-        return {"action": played, "valid": valid, "observation": outcome.observation.text,
-                "context": outcome.observation.context, "reward": outcome.reward,
-                "terminated": outcome.terminated, "truncated": outcome.truncated,
-                "progression": self.game.progression(), "step": self.step_index}
+        game = self.episode.game
+        if self.solo:
+            actions = {game.players[0]: str(command.get("action", ""))}
+        else:
+            given = command.get("actions") or {}
+            if not isinstance(given, dict):
+                raise ValueError("actions: give an object of player -> action")
+            # Players with neither a given action nor a decision play their default.
+            actions = {p: str(a) for p, a in given.items() if p in game.players}
+        chosen = {**{p: d.candidate for p, d in self.decisions.items()}, **actions}
+        valid = {p: game.is_valid(p, chosen.get(p, "")) for p in game.players}
+        self.episode.advance(self.decisions, actions)
+        self.decisions = {}
+        episode = self.episode
+        views = {player: {"observation": observation.text, "context": observation.context}
+                 for player, observation in episode.observations.items()}
+        outcome = {"terminated": episode.terminated, "truncated": episode.truncated,
+                   "progression": game.progression(), "step": episode.step_index}
+        if self.solo:
+            player = game.players[0]
+            played = chosen[player] if valid[player] else game.default_action(player)
+            return {"action": played, "valid": valid[player], **views[player],
+                    "reward": episode.last_rewards[player], **outcome}
+        return {"players": views, "rewards": episode.last_rewards, "valid": valid, **outcome}
 
     def close(self) -> None:
-        if self.game is not None:
-            self.game.close()
+        if self.episode is not None:
+            self.episode.close()
+            self.episode = None
         if self.client is not None:
             self.client.close()
 

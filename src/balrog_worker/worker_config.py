@@ -23,6 +23,13 @@ from balrog_worker.config import (
     ModelSpec,
     check_schema,
 )
+from balrog_worker.vocab import (
+    COORDINATION_LEVELS,
+    DEFAULT_PARALLEL_EPISODES,
+    OBSERVATION_MODES,
+    OPPONENT_POLICIES,
+    ROLES,
+)
 
 MOSAIC_SCHEMA = {
     "type": "object",
@@ -45,10 +52,10 @@ MOSAIC_SCHEMA = {
         "base_url": {"type": "string", "pattern": "^https?://"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "max_tokens": {"type": "integer", "minimum": 1},
-        "coordination_level": {"enum": [1, 2, 3]},
-        "observation_mode": {"enum": ["egocentric", "visible_teammates"]},
-        "role": {"enum": ["forward", "defender", "west", "centre", "east"]},
-        "opponent": {"enum": ["scripted", "random"]},
+        "coordination_level": {"enum": list(COORDINATION_LEVELS)},
+        "observation_mode": {"enum": list(OBSERVATION_MODES)},
+        "role": {"enum": sorted({role for roles in ROLES.values() for role in roles})},
+        "opponent": {"enum": list(OPPONENT_POLICIES)},
     },
 }
 
@@ -83,6 +90,7 @@ def mosaic_cell_config(data: dict, source: str = "cell config") -> CellConfig:
                   coordination_level=level, observation_mode=mode),
         model=model, agent=agent, episodes=data.get("num_episodes", 1),
         max_steps=data.get("max_steps") or envs.FAMILIES[env].max_steps,
-        seed=data.get("seed", 0), parallel_episodes=data.get("parallel_workers", 4),
+        seed=data.get("seed", 0),
+        parallel_episodes=data.get("parallel_workers", DEFAULT_PARALLEL_EPISODES),
         opponent=data.get("opponent", "scripted"), role=data.get("role"),
     )

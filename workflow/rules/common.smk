@@ -6,8 +6,6 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from balrog_worker.config import ConfigError, params_from_dict
-from balrog_worker.envs import FAMILIES
-from balrog_worker.multigrid.prompts import roles_of
 
 # params_from_dict checks the config against workflow/schemas/params.schema.yaml (the
 # package's own copy of it) and then its cross-references, failing with one line that
@@ -61,13 +59,7 @@ def api_calls(backend):
         cell = CELLS[wildcards.cell]
         if PARAMS.model(cell.model).backend != backend:
             return None  # decided before resolving the cell: most cells stop here
-        config = PARAMS.cell_config(cell)
-        # The evaluator plays min(parallel_episodes, episodes) episodes at once; a
-        # multi-agent episode asks for every focal player (one role each) at once; the
-        # client's own semaphore caps the total at the model's concurrency.
-        players = len(roles_of(cell.task)) if FAMILIES[cell.env].multi_agent else 1
-        episodes = min(config.parallel_episodes, config.episodes)
-        return min(config.model.concurrency, players * episodes)
+        return PARAMS.cell_config(cell).calls_in_flight()
 
     return calls
 

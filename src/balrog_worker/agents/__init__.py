@@ -20,7 +20,7 @@ from balrog_worker.clients.base import Client
 from balrog_worker.config import MAX_EPISODES, CellConfig
 from balrog_worker.seeding import episode_seed
 
-AGENTS: dict[str, type[Agent]] = {
+AGENTS: dict[str, type[Agent]] = {  # keyed as vocab.AGENT_TYPES
     "naive": NaiveAgent,
     "robust_naive": RobustNaiveAgent,
     "cot": CoTAgent,

@@ -17,69 +17,25 @@ from pathlib import Path
 
 import polars as pl
 
+from balrog_worker.records import (
+    EpisodeRecord,
+    GameFacts,
+    StepRecord,
+    game_fact_names,
+    polars_schema,
+)
 from balrog_worker.store import EPISODES, STEPS
 
 log = logging.getLogger(__name__)
 
-_CELL = {
-    "run_id": pl.String,
-    "model": pl.String,
-    "agent": pl.String,
-    "env": pl.String,
-    "task": pl.String,
-    "coordination_level": pl.Int64,
-    "observation_mode": pl.String,
-    "episode_index": pl.Int64,
-}
-_USAGE = {
-    "input_tokens": pl.Int64,
-    "output_tokens": pl.Int64,
-    "cached_input_tokens": pl.Int64,
-    "reasoning_tokens": pl.Int64,
-    "retries": pl.Int64,
-    "cost_usd": pl.Float64,
-}
-# MultiGrid Soccer and Collect only: a frame keeps these when some record has them.
-_MULTIGRID = {
-    "opponent": pl.String,
-    "outcome": pl.String,
-    "goals_for": pl.Int64,
-    "goals_against": pl.Int64,
-    "possession_share": pl.Float64,
-    "passes": pl.Int64,
-    "steals": pl.Int64,
-    "steals_against": pl.Int64,
-    "both_chasing_rate": pl.Float64,
-    "mean_teammate_distance": pl.Float64,
-    "role_adherence": pl.Float64,
-    "balls_total": pl.Int64,
-    "balls_collected": pl.Int64,
-    "contested_rate": pl.Float64,
-}
-EPISODE_SCHEMA: dict[str, pl.DataType] = {
-    **_CELL,
-    "seed": pl.Int64,
-    "num_steps": pl.Int64,
-    "episode_return": pl.Float64,
-    "progression": pl.Float64,
-    "success": pl.Boolean,
-    "invalid_actions": pl.Int64,
-    "llm_calls": pl.Int64,
-    **_USAGE,
-    "end_reason": pl.String,
-    "failed": pl.Boolean,
-    "error": pl.String,
-    "duration_s": pl.Float64,
-    **_MULTIGRID,
-}
-STEP_SCHEMA: dict[str, pl.DataType] = {
-    **_CELL,
-    "step": pl.Int64,
-    "agent_id": pl.String,
-    "valid": pl.Boolean,
-    **_USAGE,
-    "latency_s": pl.Float64,
-}
+# The schemas derive from the record types the episode loop writes: free text the
+# analysis never reads (observations, completions) is left out of the step scan.
+_MULTIGRID = game_fact_names()  # a frame keeps these only when some record has them
+EPISODE_SCHEMA: dict[str, pl.DataType] = {**polars_schema(EpisodeRecord),
+                                          **polars_schema(GameFacts)}
+STEP_SCHEMA: dict[str, pl.DataType] = polars_schema(
+    StepRecord, skip=("observation", "completion", "reasoning", "candidate", "action",
+                      "reward", "terminated", "truncated"))
 _EPISODE_KEY = ["run_id", "episode_index"]
 
 

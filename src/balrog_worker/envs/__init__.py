@@ -13,10 +13,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from balrog_worker.envs.base import Game, Observation, StepOutcome
+from balrog_worker.envs.base import Game, Observation, PlayerGame, SoloGame, StepOutcome, Turn
 
-__all__ = ["FAMILIES", "Family", "Game", "Observation", "StepOutcome", "check_env_task",
-           "env_ids", "make"]
+__all__ = ["FAMILIES", "Family", "Game", "Observation", "PlayerGame", "StepOutcome", "Turn",
+           "check_env_task", "env_ids", "make", "open_game"]
 
 
 def _import(module_name: str):
@@ -30,17 +30,21 @@ def _import(module_name: str):
 class Family:
     name: str
     tasks: tuple[str, ...]
-    factory: str  # "module:class", called with the task id
+    factory: str  # "module:class": a Game (one player) or a PlayerGame (multi_agent)
     max_steps: int | None = None  # BALROG's step cap; None: the game's own limit
     oracle: bool = False  # the scripted baseline can play it
     multi_agent: bool = False  # several players: crossed with coordination levels and modes
+    players: Callable[[str], int] = lambda task: 1  # the players a model drives, per task
     unavailable: Callable[[str], str | None] = lambda task: None  # why a task can't run
 
     def task_ids(self) -> tuple[str, ...]:
         """The tasks that can run here."""
         return tuple(task for task in self.tasks if self.unavailable(task) is None)
 
-    def load(self) -> type[Game]:
+    def load(self) -> type[Game] | type[PlayerGame]:
+        """The family's game class: a one-player ``Game``, or a ``PlayerGame`` for
+        multi-agent families (their options, such as the observation mode, are its
+        keyword arguments)."""
         module_name, attr = self.factory.split(":")
         return getattr(_import(module_name), attr)
 
@@ -67,8 +71,9 @@ FAMILIES: dict[str, Family] = {
                max_steps=2000),
         Family("textworld", ("treasure_hunter", "the_cooking_game", "coin_collector"),
                "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True),
-        Family("multigrid", ("soccer", "collect"), "balrog_worker.multigrid.wrapper:Match",
-               oracle=True, multi_agent=True),
+        Family("multigrid", ("soccer", "collect"), "balrog_worker.multigrid.game:MultiGridGame",
+               oracle=True, multi_agent=True,
+               players=lambda task: {"soccer": 2, "collect": 3}[task]),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
                             "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
     )
@@ -140,10 +145,22 @@ def resolve_alias(env: str, task: str | None) -> tuple[str, str | None]:
 
 
 def make(env: str, task: str) -> Game:
-    """A fresh game of ``env/task`` (single-agent families; other projects' names too)."""
+    """A fresh one-player game of ``env/task`` (other projects' names accepted too)."""
     env, task = canonical(env, task)
     check_env_task(env, task)
     family = FAMILIES[env]
     if family.multi_agent:
-        raise ValueError(f"{env} is multi-agent: its episodes are played by its Match")
+        raise ValueError(f"{env} is multi-agent: open it with open_game")
     return family.load()(task)
+
+
+def open_game(env: str, task: str, **options) -> PlayerGame:
+    """A fresh game of ``env/task`` in the players' protocol that the episode loop drives:
+    a one-player game as ``SoloGame``, a multi-agent one with its ``options``
+    (coordination_level, observation_mode, opponent, role)."""
+    env, task = canonical(env, task)
+    check_env_task(env, task)
+    family = FAMILIES[env]
+    if family.multi_agent:
+        return family.load()(task, **options)
+    return SoloGame(family.load()(task))

@@ -77,3 +77,110 @@ class Game(ABC):
 
     def close(self) -> None:  # noqa: B027 - most games hold nothing to release
         pass
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One step of a game as its players see it: each acting player's next observation
+    and reward, and whether the episode is over."""
+
+    observations: dict[str, Observation]
+    rewards: dict[str, float]
+    terminated: bool
+    truncated: bool
+
+
+class PlayerGame(ABC):
+    """The protocol the episode loop drives: a game of one or more players, each acting
+    player answering with an action string each step. Policies that are part of the game
+    (Soccer's other team) play inside it."""
+
+    family: str
+    task: str
+    players: tuple[str, ...]  # the players agents drive, e.g. ("agent_0",)
+
+    @abstractmethod
+    def reset(self, seed: int) -> dict[str, Observation]: ...
+
+    @abstractmethod
+    def step(self, actions: dict[str, str]) -> Turn:
+        """Play one valid action per player (see ``is_valid``)."""
+
+    @abstractmethod
+    def instructions(self, player: str) -> str: ...
+
+    @abstractmethod
+    def actions(self, player: str) -> tuple[str, ...]:
+        """The valid actions of ``player`` now."""
+
+    @abstractmethod
+    def default_action(self, player: str) -> str: ...
+
+    @abstractmethod
+    def is_valid(self, player: str, action: str) -> bool: ...
+
+    @abstractmethod
+    def progression(self) -> float: ...
+
+    @abstractmethod
+    def frame(self, player: str) -> np.ndarray:
+        """What ``player`` sees, as an RGB frame, for vision-language agents."""
+
+    def oracle_action(self, player: str) -> str:
+        raise NotImplementedError(f"{self.family} has no scripted oracle")
+
+    def call_key(self, player: str) -> object:
+        """The player's part of its model calls' seeds (stable across versions)."""
+        return player
+
+    def episode_info(self) -> dict:
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - most games hold nothing to release
+        pass
+
+
+class SoloGame(PlayerGame):
+    """A one-player ``Game`` spoken through the players' protocol."""
+
+    PLAYER = "agent_0"
+    players = (PLAYER,)
+
+    def __init__(self, game: Game):
+        self.game = game
+        self.family, self.task = game.family, game.task
+
+    def reset(self, seed: int) -> dict[str, Observation]:
+        return {self.PLAYER: self.game.reset(seed)}
+
+    def step(self, actions: dict[str, str]) -> Turn:
+        outcome = self.game.step(actions[self.PLAYER])
+        return Turn({self.PLAYER: outcome.observation}, {self.PLAYER: outcome.reward},
+                    outcome.terminated, outcome.truncated)
+
+    def instructions(self, player: str) -> str:
+        return self.game.instructions()
+
+    def actions(self, player: str) -> tuple[str, ...]:
+        return tuple(self.game.actions)
+
+    def default_action(self, player: str) -> str:
+        return self.game.default_action
+
+    def is_valid(self, player: str, action: str) -> bool:
+        return self.game.is_valid(action)
+
+    def progression(self) -> float:
+        return self.game.progression()
+
+    def frame(self, player: str) -> np.ndarray:
+        return self.game.frame()
+
+    def oracle_action(self, player: str) -> str:
+        return self.game.oracle_action()
+
+    def episode_info(self) -> dict:
+        return self.game.episode_info()
+
+    def close(self) -> None:
+        self.game.close()

@@ -67,7 +67,7 @@ import numpy as np
 from mosaic_multigrid.core.constants import DIR_TO_VEC, Color, Direction, Type
 from mosaic_multigrid.utils.obs import CARRYING_BALL_OFFSET, gen_obs_grid_encoding
 
-OBSERVATION_MODES = ("egocentric", "visible_teammates")
+from balrog_worker.vocab import OBSERVATION_MODES
 
 COMPASS = {
     Direction.right: "east",

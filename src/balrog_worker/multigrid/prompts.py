@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LEVELS = (1, 2, 3)
+from balrog_worker.vocab import COORDINATION_LEVELS, roles_of
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,6 @@ class GameFacts:
     goals_to_win: int = 0
     max_steps: int = 0
     steal_cooldown: int = 0  # soccer: turns neither player of a steal can steal again
-
-
-SOCCER_ROLES = ("forward", "defender")
-COLLECT_ZONES = ("west", "centre", "east")
-
-
-def roles_of(game: str) -> tuple[str, ...]:
-    return SOCCER_ROLES if game == "soccer" else COLLECT_ZONES
 
 
 def assign_roles(game: str, players: list[int], first: str | None = None) -> dict[int, str]:
@@ -166,7 +158,7 @@ def _role_rules(facts: GameFacts, role: str, teammate_roles: dict[str, str]) -> 
 def system_prompt(facts: GameFacts, level: int, role: str | None = None,
                   teammate_roles: dict[str, str] | None = None) -> str:
     """The instructions of one agent at coordination ``level`` (1, 2 or 3)."""
-    if level not in LEVELS:
+    if level not in COORDINATION_LEVELS:
         raise ValueError(f"coordination level must be 1, 2 or 3, not {level!r}")
     parts = [_rules(facts)]
     if level == 2:

@@ -1,0 +1,187 @@
+"""One episode of any game: the single step protocol that ``run``, ``serve`` and the
+MOSAIC interface all drive.
+
+Each step, every acting player's agent answers (players asked at once, each from its own
+history), the answer is validated and the player's default action played when invalid,
+the call's usage is accounted, and one step record per player is built from exactly what
+its model was shown. ``play`` runs the steps to the end; an interactive caller runs
+``decide`` and ``advance`` itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from balrog_worker.agents import Agent, Decision, invalid_action_note
+from balrog_worker.clients.base import Completion
+from balrog_worker.clients.images import encode_png
+from balrog_worker.envs.base import Observation, PlayerGame
+from balrog_worker.records import CellKeys, EpisodeRecord, StepRecord, Usage
+from balrog_worker.seeding import derive_seed
+
+
+def usage_of(completion: Completion, cost_usd: float = 0.0) -> Usage:
+    return Usage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+                 cached_input_tokens=completion.cached_input_tokens,
+                 reasoning_tokens=completion.reasoning_tokens, retries=completion.retries,
+                 cost_usd=cost_usd)
+
+
+@dataclass(frozen=True)
+class EpisodeSettings:
+    keys: CellKeys
+    index: int
+    seed: int
+    max_steps: int | None
+    invalid_feedback: bool = True
+    answer_parsing: str | None = None
+    extra: tuple[tuple[str, object], ...] = ()  # more episode facts (demonstrations...)
+
+
+class Episode:
+    """An episode of ``game`` whose players are driven by ``agents`` (one per player)."""
+
+    def __init__(self, game: PlayerGame, agents: Callable[[str, str], Agent],
+                 settings: EpisodeSettings, *, cost: Callable[[Completion], float] | None = None,
+                 on_step: Callable[[dict], None] | None = None,
+                 check_stop: Callable[[], None] | None = None):
+        self.game = game
+        self.settings = settings
+        self._make_agent = agents
+        self._cost = cost or (lambda completion: 0.0)
+        self._on_step = on_step
+        self._check_stop = check_stop or (lambda: None)
+        self.agents: dict[str, Agent] = {}
+        self.observations: dict[str, Observation] = {}
+        self.last_rewards: dict[str, float] = {}
+        self.records: list[StepRecord] = []
+        self.step_index = 0
+        self.terminated = self.truncated = False
+        self._notes: dict[str, str] = {}
+        self._invalid: dict[str, int] = {}
+        self._returns: dict[str, float] = {}
+        self._usage = Usage()
+        self._calls = 0
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def done(self) -> bool:
+        cap = self.settings.max_steps
+        return self.terminated or self.truncated or (cap is not None and self.step_index >= cap)
+
+    def reset(self) -> dict[str, Observation]:
+        self.observations = self.game.reset(self.settings.seed)
+        players = self.game.players
+        self.agents = {p: self._make_agent(p, self.game.instructions(p)) for p in players}
+        self._notes = dict.fromkeys(players, "")
+        self._invalid = dict.fromkeys(players, 0)
+        self._returns = dict.fromkeys(players, 0.0)
+        self.records, self.step_index = [], 0
+        self.terminated = self.truncated = False
+        if len(players) > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(players),
+                                            thread_name_prefix="player")
+        return self.observations
+
+    def decide(self, players: tuple[str, ...] | None = None) -> dict[str, Decision]:
+        """Each player's agent answers the current observation (at once when several)."""
+        players = players or self.game.players
+        if self._pool is None or len(players) == 1:
+            return {p: self._ask(p) for p in players}
+        futures = {p: self._pool.submit(self._ask, p) for p in players}
+        return {p: future.result() for p, future in futures.items()}
+
+    def _ask(self, player: str) -> Decision:
+        game, agent = self.game, self.agents[player]
+        image = encode_png(game.frame(player)) if agent.spec.max_image_history else None
+        seed = derive_seed(self.settings.seed, self.step_index, game.call_key(player))
+        # The scripted baseline asks the game's expert; no model sees it. The game does
+        # not move while its players decide, so asking late is asking now.
+        return agent.act(self.observations[player], game.actions(player), seed,
+                         self._notes[player], oracle=lambda: game.oracle_action(player),
+                         image=image)
+
+    def advance(self, decisions: dict[str, Decision],
+                actions: dict[str, str] | None = None) -> list[StepRecord]:
+        """Play one step: each player's decision (or, from an interactive caller, a given
+        action) validated, the default played for an invalid one. Returns the step's
+        records, one per player that decided."""
+        game = self.game
+        chosen = {**{p: d.candidate for p, d in decisions.items()}, **(actions or {})}
+        played, valid = {}, {}
+        for player in game.players:
+            candidate = chosen.get(player, game.default_action(player))
+            valid[player] = game.is_valid(player, candidate)
+            played[player] = candidate if valid[player] else game.default_action(player)
+            self.agents[player].record(played[player])
+        turn = game.step(played)
+        self.terminated, self.truncated = turn.terminated, turn.truncated
+        self.last_rewards = {p: turn.rewards.get(p, 0.0) for p in game.players}
+        records = []
+        for player in game.players:
+            reward = turn.rewards.get(player, 0.0)
+            self._returns[player] += reward
+            self._invalid[player] += not valid[player]
+            self._notes[player] = ("" if valid[player] or not self.settings.invalid_feedback
+                                   else invalid_action_note(game.default_action(player)))
+            decision = decisions.get(player)
+            if decision is None:
+                continue
+            completion = decision.completion
+            usage = usage_of(completion, self._cost(completion))
+            self._usage += usage
+            self._calls += 1
+            record = StepRecord(
+                keys=self.settings.keys, episode_index=self.settings.index,
+                step=self.step_index, agent_id=player, observation=decision.shown,
+                completion=completion.text, reasoning=decision.reasoning,
+                candidate=decision.candidate, action=played[player], valid=valid[player],
+                reward=reward, terminated=turn.terminated, truncated=turn.truncated,
+                usage=usage, latency_s=round(completion.latency_s, 6))
+            records.append(record)
+            if self._on_step:
+                self._on_step(record.to_dict())
+        self.records += records
+        self.observations = turn.observations
+        self.step_index += 1
+        return records
+
+    def play(self) -> EpisodeRecord:
+        """Reset, then steps until the game ends or the cap: the episode's record."""
+        started = time.perf_counter()
+        try:
+            self.reset()
+            while not self.done:
+                self._check_stop()
+                self.advance(self.decide())
+            return self.summary(time.perf_counter() - started)
+        finally:
+            self.close()
+
+    def summary(self, duration_s: float = 0.0) -> EpisodeRecord:
+        progression = self.game.progression()
+        facts = dict(self.game.episode_info())
+        if len(self.game.players) > 1:
+            facts["invalid_by_agent"] = dict(self._invalid)
+        facts.update(dict(self.settings.extra))
+        if self.terminated:
+            end_reason = "success" if progression >= 1.0 else "terminated"
+        else:
+            end_reason = "truncated" if self.truncated else "max_steps"
+        return EpisodeRecord(
+            keys=self.settings.keys, episode_index=self.settings.index, seed=self.settings.seed,
+            num_steps=self.step_index, llm_calls=self._calls, usage=self._usage,
+            end_reason=end_reason, duration_s=round(duration_s, 4),
+            episode_return=round(sum(self._returns.values()), 6), progression=progression,
+            success=progression >= 1.0, invalid_actions=sum(self._invalid.values()),
+            terminated=self.terminated, truncated=self.truncated or not self.terminated,
+            answer_parsing=self.settings.answer_parsing, facts=facts)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.game.close()
