@@ -158,3 +158,44 @@ def test_a_multigrid_vision_agent_gets_each_players_frame_every_step(tmp_path, m
         assert len(images) == 1  # the current observation's frame, this player's own view
     frames = {json.dumps(body["messages"][-1]["content"]) for body in requests[:2]}
     assert len(frames) == 2  # the two players see different views
+
+
+def test_two_models_play_soccer_against_each_other(tmp_path, monkeypatch):
+    """opponent: model:<name> gives the other team to a second model: every player's
+    steps are recorded, the cell is scored on the first team, the second model's calls are
+    reported apart, and each model is asked for its own team only."""
+    from balrog_worker.config import params_from_dict
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-engine-123456")
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="forward") as stub:
+        url = stub.url + "/v1"
+        params = params_from_dict({
+            "models": {"home": {"backend": "openai", "model": "gpt-home", "base_url": url},
+                       "away": {"backend": "openai", "model": "gpt-away", "base_url": url}},
+            "agents": {"naive": {}},
+            "envs": {"multigrid": {"tasks": ["soccer"], "episodes": 1, "max_steps": 3,
+                                   "opponent": "model:away"}},
+            "grid": {"models": ["home"], "agents": ["naive"], "envs": ["multigrid"],
+                     "coordination_levels": [3], "observation_modes": ["egocentric"]}})
+        (cell,) = params.cells()
+        config = params.cell_config(cell, cache="off")
+        assert config.opponent_model.name == "away"
+        assert config.calls_in_flight("openai") == 2 * 2  # two players per model
+        run_cell(config, tmp_path / "out")
+        asked = [(r["body"]["model"], r["body"]["messages"][0]["content"])
+                 for r in stub.requests]
+    steps, _ = read_jsonl(tmp_path / "out" / "steps.jsonl")
+    (episode,) = read_jsonl(tmp_path / "out" / "episodes.jsonl")[0]
+    assert sorted({s["agent_id"] for s in steps}) == ["agent_0", "agent_1", "agent_2",
+                                                      "agent_3"]
+    assert len(steps) == 4 * 3 and all(s["valid"] for s in steps)
+    assert episode["focal_agents"] == ["agent_0", "agent_1"]
+    assert episode["llm_calls"] == 2 * 3 and episode["opponent_llm_calls"] == 2 * 3
+    home = [text for model, text in asked if model == "gpt-home"]
+    away = [text for model, text in asked if model == "gpt-away"]
+    assert len(home) == len(away) == 6
+    assert all("of the green team" in text for text in home)
+    assert all("of the blue team" in text for text in away)
+    assert all("Your role:" in text for text in home + away)  # level 3: both teams have roles
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["opponent_model"][
+        "name"] == "away"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from balrog_worker.cells import Cell
-from balrog_worker.evaluator import PLAYER
+from balrog_worker.envs.base import SoloGame
 from balrog_worker.seeding import derive_seed, episode_seed
 from tests.stubs import TRANSIENT_FAULTS, FaultSchedule, openai_server
 
@@ -96,7 +96,7 @@ def call_seeds() -> dict[int, tuple[str, int, int]]:
         for index in range(EPISODES):
             episode = episode_seed(SEED, cell.env, cell.task, index)
             for step in range(STEPS):
-                seeds[derive_seed(episode, step, PLAYER)] = (cell.slug, index, step)
+                seeds[derive_seed(episode, step, SoloGame.PLAYER)] = (cell.slug, index, step)
     assert len(seeds) == len(CELLS) * EPISODES * STEPS  # one call, one seed
     return seeds
 

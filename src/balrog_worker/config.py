@@ -27,6 +27,7 @@ from balrog_worker.vocab import (
     DEFAULT_PARALLEL_EPISODES,
     OBSERVATION_MODES,
     OPPONENT_POLICIES,
+    opponent_model,
     roles_of,
 )
 
@@ -174,6 +175,8 @@ class CellConfig:
     cache: str = "on"  # the response cache: on, off, or refresh
     budget_usd: float | None = None  # stop starting episodes once the cell spent this
     role: str | None = None  # multi-agent, level 3: the first focal player's role
+    # Soccer with opponent "model:<name>": the model that drives the other team.
+    opponent_model: ModelSpec | None = None
 
     def __post_init__(self):
         _check_count("episodes", self.episodes, 1, MAX_EPISODES)
@@ -207,9 +210,18 @@ class CellConfig:
             if self.role not in roles_of(self.cell.task):
                 raise ConfigError(f"role {self.role!r} is not a role of {self.cell.task} "
                                   f"({', '.join(roles_of(self.cell.task))})")
-        if self.opponent not in OPPONENT_POLICIES:
+        named = opponent_model(self.opponent)
+        if self.opponent not in OPPONENT_POLICIES and named is None:
             raise ConfigError(f"unknown opponent {self.opponent!r}; choose from "
-                              f"{', '.join(OPPONENT_POLICIES)}")
+                              f"{', '.join(OPPONENT_POLICIES)} or model:<name>")
+        if named is not None:
+            if self.cell.task != "soccer":
+                raise ConfigError(f"opponent {self.opponent!r}: only Soccer has another team")
+            if self.opponent_model is None or self.opponent_model.name != named:
+                raise ConfigError(f"opponent {self.opponent!r}: model {named!r} is not "
+                                  "resolved (define it under models:)")
+            if self.opponent_model.backend == "scripted":
+                raise ConfigError(f"opponent {self.opponent!r}: use opponent: scripted")
         if self.agent.type == "few_shot" and not _demonstrable(self.cell.env):
             raise ConfigError(
                 f"agent {self.agent.name!r}: few_shot needs demonstrations, which come from "
@@ -234,11 +246,15 @@ class CellConfig:
                 "observation_mode": self.cell.observation_mode, "opponent": self.opponent,
                 "role": self.role}
 
-    def calls_in_flight(self) -> int:
-        """The model calls this cell keeps in flight at most: episodes played at once,
-        times the players each asks at once, within the model's own concurrency."""
+    def calls_in_flight(self, backend: str | None = None) -> int:
+        """The model calls this cell keeps in flight at most (at ``backend``'s servers
+        only, if given): episodes played at once, times the players each model drives,
+        within each model's own concurrency."""
         players = envs.FAMILIES[self.cell.env].players(self.cell.task)
-        return min(self.model.concurrency, players * min(self.parallel_episodes, self.episodes))
+        episodes = min(self.parallel_episodes, self.episodes)
+        models = [self.model, *([self.opponent_model] if self.opponent_model else [])]
+        return sum(min(model.concurrency, players * episodes) for model in models
+                   if backend is None or model.backend == backend)
 
     def public(self) -> dict:
         """The resolved config as JSON data (no secrets): ``cell_config_from_dict`` reads
@@ -253,6 +269,7 @@ class CellConfig:
             "seed": self.seed,
             "parallel_episodes": self.parallel_episodes,
             "opponent": self.opponent,
+            "opponent_model": self.opponent_model.public() if self.opponent_model else None,
             "cache": self.cache,
             "budget_usd": self.budget_usd,
             "role": self.role,
@@ -263,7 +280,9 @@ class CellConfig:
         settings must not be mixed with these (episode count and concurrency may vary)."""
         public = self.public()
         keys = ("run_id", "cell", "agent", "max_steps", "seed", "opponent", "role")
-        return {"model": self.model.identity(), **{k: public[k] for k in keys}}
+        rival = self.opponent_model.identity() if self.opponent_model else None
+        return {"model": self.model.identity(), "opponent_model": rival,
+                **{k: public[k] for k in keys}}
 
 
 @dataclass(frozen=True)
@@ -330,6 +349,8 @@ class Params:
             episodes=env.episodes if env else 1,
             max_steps=(env and env.max_steps) or envs.FAMILIES[cell.env].max_steps,
             opponent=env.opponent if env else "scripted",
+            opponent_model=(self.model(opponent_model(env.opponent))
+                            if env and opponent_model(env.opponent) else None),
             seed=self.seed,
             parallel_episodes=self.parallel_episodes,
         )
@@ -458,6 +479,13 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         envs.check_env_task(cell.env, cell.task)
     except ValueError as error:
         raise ConfigError(f"{source}: cell: {error}") from None
+    rival = None
+    if data.get("opponent_model"):
+        part = _without_nulls(data["opponent_model"])
+        name = part.pop("name")
+        check_schema(part, {"$defs": defs, "$ref": "#/$defs/model"},
+                     f"{source}: opponent_model")
+        rival = _model_spec(name, part)
     config = CellConfig(
         cell=cell,
         model=_model_spec(*parts["model"]),
@@ -470,6 +498,7 @@ def cell_config_from_dict(data: object, source: str = "cell config") -> CellConf
         cache=data.get("cache", "on"),
         budget_usd=data.get("budget_usd"),
         role=data.get("role"),
+        opponent_model=rival,
     )
     if "run_id" in data and data["run_id"] != config.run_id:
         raise ConfigError(f"{source}: run_id {data['run_id']!r} does not match its cell "
@@ -514,7 +543,8 @@ CELL_SCHEMA = {
         "max_steps": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEPS},
         "seed": {"type": "integer", "minimum": 0},
         "parallel_episodes": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
-        "opponent": {"enum": list(OPPONENT_POLICIES)},
+        "opponent": {"type": "string", "pattern": "^(scripted|random|model:.+)$"},
+        "opponent_model": {"oneOf": [{"type": "null"}, _NAMED]},
         "cache": {"enum": list(CACHE_MODES)},
         "budget_usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "role": {"enum": [None, "forward", "defender", "west", "centre", "east"]},

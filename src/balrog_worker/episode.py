@@ -45,13 +45,14 @@ class Episode:
     """An episode of ``game`` whose players are driven by ``agents`` (one per player)."""
 
     def __init__(self, game: PlayerGame, agents: Callable[[str, str], Agent],
-                 settings: EpisodeSettings, *, cost: Callable[[Completion], float] | None = None,
+                 settings: EpisodeSettings, *,
+                 cost: Callable[[str, Completion], float] | None = None,
                  on_step: Callable[[dict], None] | None = None,
                  check_stop: Callable[[], None] | None = None):
         self.game = game
         self.settings = settings
         self._make_agent = agents
-        self._cost = cost or (lambda completion: 0.0)
+        self._cost = cost or (lambda player, completion: 0.0)
         self._on_step = on_step
         self._check_stop = check_stop or (lambda: None)
         self.agents: dict[str, Agent] = {}
@@ -63,8 +64,8 @@ class Episode:
         self._notes: dict[str, str] = {}
         self._invalid: dict[str, int] = {}
         self._returns: dict[str, float] = {}
-        self._usage = Usage()
-        self._calls = 0
+        self._usage: dict[str, Usage] = {}  # per player
+        self._calls: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -79,6 +80,8 @@ class Episode:
         self._notes = dict.fromkeys(players, "")
         self._invalid = dict.fromkeys(players, 0)
         self._returns = dict.fromkeys(players, 0.0)
+        self._usage = dict.fromkeys(players, Usage())
+        self._calls = dict.fromkeys(players, 0)
         self.records, self.step_index = [], 0
         self.terminated = self.truncated = False
         if len(players) > 1 and self._pool is None:
@@ -131,9 +134,9 @@ class Episode:
             if decision is None:
                 continue
             completion = decision.completion
-            usage = usage_of(completion, self._cost(completion))
-            self._usage += usage
-            self._calls += 1
+            usage = usage_of(completion, self._cost(player, completion))
+            self._usage[player] += usage
+            self._calls[player] += 1
             record = StepRecord(
                 keys=self.settings.keys, episode_index=self.settings.index,
                 step=self.step_index, agent_id=player, observation=decision.shown,
@@ -162,10 +165,21 @@ class Episode:
             self.close()
 
     def summary(self, duration_s: float = 0.0) -> EpisodeRecord:
+        """The episode's record, scored on the game's focal players; the calls of a second
+        model (the other side) are reported apart."""
         progression = self.game.progression()
+        focal = self.game.focal
         facts = dict(self.game.episode_info())
         if len(self.game.players) > 1:
             facts["invalid_by_agent"] = dict(self._invalid)
+        rivals = [p for p in self.game.players if p not in focal]
+        if rivals:
+            usage = sum((self._usage[p] for p in rivals), Usage())
+            facts.update(opponent_llm_calls=sum(self._calls[p] for p in rivals),
+                         opponent_input_tokens=usage.input_tokens,
+                         opponent_output_tokens=usage.output_tokens,
+                         opponent_cost_usd=round(usage.cost_usd, 8),
+                         opponent_invalid_actions=sum(self._invalid[p] for p in rivals))
         facts.update(dict(self.settings.extra))
         if self.terminated:
             end_reason = "success" if progression >= 1.0 else "terminated"
@@ -173,10 +187,12 @@ class Episode:
             end_reason = "truncated" if self.truncated else "max_steps"
         return EpisodeRecord(
             keys=self.settings.keys, episode_index=self.settings.index, seed=self.settings.seed,
-            num_steps=self.step_index, llm_calls=self._calls, usage=self._usage,
+            num_steps=self.step_index, llm_calls=sum(self._calls[p] for p in focal),
+            usage=sum((self._usage[p] for p in focal), Usage()),
             end_reason=end_reason, duration_s=round(duration_s, 4),
-            episode_return=round(sum(self._returns.values()), 6), progression=progression,
-            success=progression >= 1.0, invalid_actions=sum(self._invalid.values()),
+            episode_return=round(sum(self._returns[p] for p in focal), 6),
+            progression=progression, success=progression >= 1.0,
+            invalid_actions=sum(self._invalid[p] for p in focal),
             terminated=self.terminated, truncated=self.truncated or not self.terminated,
             answer_parsing=self.settings.answer_parsing, facts=facts)
 

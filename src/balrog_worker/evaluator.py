@@ -50,18 +50,19 @@ class CellRun:
     players driven by the cell's agent and model."""
 
     def __init__(self, config: CellConfig, client: Client, stream: RecordStream | None,
-                 stop: threading.Event):
+                 stop: threading.Event, rival: Client | None = None):
         self.config = config
         self.client = client
+        self.rival = rival  # the other side's model (Soccer with opponent model:<name>)
         self.stream = stream
         self.stop = stop
         self.keys = CellKeys(run_id=config.run_id, **config.cell.keys())
         self.spent_usd = 0.0
         self._spending = threading.Lock()
 
-    def cost(self, completion) -> float:
+    def cost(self, completion, model=None) -> float:
         """The dollar cost of one call (0 without a price), added to the cell's spending."""
-        price = self.config.model.price
+        price = (model or self.config.model).price
         if price is None:
             return 0.0
         cost = price.cost(completion.input_tokens, completion.output_tokens,
@@ -91,10 +92,17 @@ class CellRun:
             answer_parsing=config.agent.answer_parsing, extra=extra)
         game = envs.open_game(cell.env, cell.task, **config.game_options())
 
-        def agent(player: str, instructions: str):
-            return make_agent(config, self.client, instructions, player=player)
+        def rival(player: str) -> bool:
+            return player not in game.focal
 
-        return Episode(game, agent, settings, cost=self.cost,
+        def agent(player: str, instructions: str):
+            client = self.rival if rival(player) else self.client
+            return make_agent(config, client, instructions, player=player)
+
+        def cost(player: str, completion) -> float:
+            return self.cost(completion, config.opponent_model if rival(player) else None)
+
+        return Episode(game, agent, settings, cost=cost,
                        on_step=lambda record: self.emit("step", record),
                        check_stop=self.check_stop)
 
@@ -124,8 +132,9 @@ class CellRun:
 
 
 def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
-             stream: RecordStream | None = None) -> CellReport:
-    """Run the episodes of ``config`` missing from ``out_dir`` and write its summary."""
+             stream: RecordStream | None = None, rival: Client | None = None) -> CellReport:
+    """Run the episodes of ``config`` missing from ``out_dir`` and write its summary.
+    ``rival`` drives the other side where the opponent is a model (made if not given)."""
     with CellStore(out_dir) as store:
         store.claim(config.trajectory_keys())
         done = store.completed()
@@ -137,15 +146,19 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
                      config.episodes)
         failed, budget_reached = 0, False
         if todo:
-            owned = client is None
-            client = client or make_client(config.model, config.cache)
+            owned = [made for made in (
+                None if client else make_client(config.model, config.cache),
+                None if rival or not config.opponent_model
+                else make_client(config.opponent_model, config.cache)) if made]
+            client = client or owned[0]
+            rival = rival or (owned[-1] if config.opponent_model else None)
             spent = sum(e.get("cost_usd", 0.0) for e in done.values())
             try:
                 failed, budget_reached = _run_episodes(config, client, stream, store, todo,
-                                                       done, spent)
+                                                       done, spent, rival)
             finally:
-                if owned:
-                    client.close()
+                for made in owned:
+                    made.close()
         episodes = [done[i] for i in sorted(done) if i < config.episodes]
         summary = {
             **config.public(),
@@ -160,11 +173,11 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
 
 def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | None,
                   store: CellStore, todo: list[int], done: dict[int, dict],
-                  spent: float) -> tuple[int, bool]:
+                  spent: float, rival: Client | None = None) -> tuple[int, bool]:
     """Play the episodes ``todo`` and commit each as it ends; return how many failed and
     whether the budget stopped the run."""
     stop = threading.Event()
-    runner = CellRun(config, client, stream, stop)
+    runner = CellRun(config, client, stream, stop, rival)
     runner.spent_usd = spent
     failed = 0
     budget_reached = False

@@ -6,6 +6,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from balrog_worker.config import ConfigError, params_from_dict
+from balrog_worker.vocab import opponent_model
 
 # params_from_dict checks the config against workflow/schemas/params.schema.yaml (the
 # package's own copy of it) and then its cross-references, failing with one line that
@@ -57,9 +58,12 @@ def api_calls(backend):
 
     def calls(wildcards):
         cell = CELLS[wildcards.cell]
-        if PARAMS.model(cell.model).backend != backend:
+        env = PARAMS.envs.get(cell.env)
+        rival = opponent_model(env.opponent) if env else None
+        backends = {PARAMS.model(name).backend for name in (cell.model, rival) if name}
+        if backend not in backends:
             return None  # decided before resolving the cell: most cells stop here
-        return PARAMS.cell_config(cell).calls_in_flight()
+        return PARAMS.cell_config(cell).calls_in_flight(backend)
 
     return calls
 

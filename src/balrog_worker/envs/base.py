@@ -99,6 +99,12 @@ class PlayerGame(ABC):
     task: str
     players: tuple[str, ...]  # the players agents drive, e.g. ("agent_0",)
 
+    @property
+    def focal(self) -> tuple[str, ...]:
+        """The players the cell is scored on (all of them, unless a second model drives
+        the other side)."""
+        return self.players
+
     @abstractmethod
     def reset(self, seed: int) -> dict[str, Observation]: ...
 

@@ -21,6 +21,7 @@ from balrog_worker.multigrid.metrics import CollectTracker, SoccerTracker
 from balrog_worker.multigrid.policies import SCRIPTED, goal_cells, random_policy
 from balrog_worker.multigrid.prompts import GameFacts, assign_roles, system_prompt
 from balrog_worker.seeding import derive_seed
+from balrog_worker.vocab import opponent_model
 
 GAMES = {
     "soccer": "MosaicMultiGrid-S-2v2-IndAgObs-v1",
@@ -90,8 +91,12 @@ class MultiGridGame(PlayerGame):
         self.role = role
         self._wrapped = make_env(task)
         self.env = self._wrapped.unwrapped
+        # A model opponent: agents drive the other team too (players), the cell is scored
+        # on the first team (focal).
+        self._rival_model = opponent_model(opponent) is not None
         self.players: tuple[str, ...] = ()
         self._focal: list[int] = []
+        self._driven: list[int] = []
         self._roles: dict[int, str] | None = None
         self._views: dict = {}
 
@@ -101,11 +106,18 @@ class MultiGridGame(PlayerGame):
         team = env.agents[0].team_index
         self._focal = ([a.index for a in env.agents if a.team_index == team]
                        if self.task == "soccer" else [a.index for a in env.agents])
-        self.players = tuple(player_name(i) for i in self._focal)
-        self._roles = (assign_roles(self.task, self._focal, self.role) if self.level == 3
-                       else None)
+        rivals = [a.index for a in env.agents if a.index not in self._focal]
+        self._driven = self._focal + (rivals if self._rival_model else [])
+        self.players = tuple(player_name(i) for i in self._driven)
+        self._roles = None
+        if self.level == 3:
+            self._roles = assign_roles(self.task, self._focal, self.role)
+            if self._rival_model:  # the other model's team gets the same roles
+                self._roles.update(assign_roles(self.task, rivals, self.role))
+        focal_roles = ({i: r for i, r in self._roles.items() if i in self._focal}
+                       if self._roles else None)
         self._tracker = (SoccerTracker if self.task == "soccer" else CollectTracker)(
-            env, self._focal, self._roles)
+            env, self._focal, focal_roles)
         self._opponent_rng = random.Random(derive_seed("opponents", seed))
         self._returns = {a.index: 0.0 for a in env.agents}
         return self._observe()
@@ -113,9 +125,13 @@ class MultiGridGame(PlayerGame):
     def _index(self, player: str) -> int:
         return int(player.removeprefix("agent_"))
 
+    @property
+    def focal(self) -> tuple[str, ...]:
+        return tuple(player_name(i) for i in self._focal)
+
     def _observe(self) -> dict[str, Observation]:
         return {player_name(i): Observation(observations.describe(self.env, i, self.mode))
-                for i in self._focal}
+                for i in self._driven}
 
     def step(self, actions: dict[str, str]) -> Turn:
         env = self.env
@@ -132,14 +148,15 @@ class MultiGridGame(PlayerGame):
             self._tracker.update()
         else:
             self._tracker.update(rewards)
-        return Turn(self._observe(), {player_name(i): float(rewards[i]) for i in self._focal},
+        return Turn(self._observe(), {player_name(i): float(rewards[i]) for i in self._driven},
                     bool(any(terms.values())), bool(any(truncs.values())))
 
     def instructions(self, player: str) -> str:
         index = self._index(player)
         roles = self._roles
-        mates = ({f"agent {j}": roles[j] for j in self._focal if j != index} if roles
-                 else None)
+        team = self.env.agents[index].team_index
+        mates = ({f"agent {j}": roles[j] for j in self._driven
+                  if j != index and self.env.agents[j].team_index == team} if roles else None)
         return system_prompt(game_facts(self.env, self.task, index), self.level,
                              roles[index] if roles else None, mates)
 
@@ -204,7 +221,7 @@ class MultiGridGame(PlayerGame):
         facts = {
             "agent_returns": {player_name(i): round(r, 6) for i, r in self._returns.items()},
             "team_returns": {k: round(v, 6) for k, v in team_returns.items()},
-            "focal_agents": list(self.players),
+            "focal_agents": list(self.focal),
             "roles": ({player_name(i): r for i, r in self._roles.items()} if self._roles
                       else None),
             "opponent": self.opponent if self.task == "soccer" else None,
