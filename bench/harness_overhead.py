@@ -35,11 +35,24 @@ def raw_step(game):
 
         return lambda a: game._wrapped.step(ACTIONS[a][0])
     if game.family in ("nethack", "minihack"):
-        return lambda a: game.env.step(game._vocab[a][0])
+        from balrog_worker.envs.nethack import top_line
+
+        def nle_step(action):
+            # BALROG's skip_more is part of a step: --More-- pressed until the message ends.
+            obs, _, done, truncated, _ = game.env.step(game._vocab[action][0])
+            while (game._more is not None and not (done or truncated)
+                   and "--More--" in top_line(obs["tty_chars"])):
+                obs, _, done, truncated, _ = game.env.step(game._more)
+
+        return nle_step
     if game.family == "crafter":
         from balrog_worker.envs.crafter import ACTION_INDEX
 
-        return lambda a: game.env.step(ACTION_INDEX[a])
+        def crafter_step(action):
+            game.env.step(ACTION_INDEX[action])
+            game.env.render()  # BALROG's image: one more frame a step
+
+        return crafter_step
     if game.family == "textworld":
         return lambda a: game.env.step(a)
     raise ValueError(game.family)

@@ -124,14 +124,11 @@ class GameFacts:
 def _flat(record) -> dict:
     """A record as the flat JSON object stored: keys, usage and facts inlined."""
     out: dict = {}
-    for item in dataclasses.fields(record):
-        value = getattr(record, item.name)
-        if item.name in ("keys", "usage"):
-            out.update(dataclasses.asdict(value))
-        elif item.name == "facts":
-            out.update(value)
+    for name, value in vars(record).items():
+        if name in ("keys", "usage", "facts"):
+            out.update(value if name == "facts" else vars(value))
         else:
-            out[item.name] = value
+            out[name] = value
     if "cost_usd" in out:
         out["cost_usd"] = round(out["cost_usd"], 8)
     return out
