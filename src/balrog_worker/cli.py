@@ -30,6 +30,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from balrog_worker import mosaic
+
+    if mosaic.is_mosaic_command_line(argv):  # MOSAIC's launcher: flags, no subcommand
+        return mosaic.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     # Several simulators import pkg_resources and warn about it on every run.
@@ -293,3 +298,7 @@ def cmd_report(args) -> int:
         raise UsageError(str(error)) from None
     log.info("wrote %s", page)
     return 0
+
+
+if __name__ == "__main__":  # MOSAIC starts the worker as `python -m balrog_worker.cli`
+    sys.exit(main())

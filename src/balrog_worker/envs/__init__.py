@@ -36,6 +36,9 @@ class Family:
     multi_agent: bool = False  # several players: crossed with coordination levels and modes
     players: Callable[[str], int] = lambda task: 1  # the players a model drives, per task
     unavailable: Callable[[str], str | None] = lambda task: None  # why a task can't run
+    # Tasks beyond the listed ones the family also plays (registered gym ids, as MOSAIC
+    # passes them): not listed by `envs`, accepted wherever a task is.
+    also_plays: Callable[[str], bool] = lambda task: False
 
     def task_ids(self) -> tuple[str, ...]:
         """The tasks that can run here."""
@@ -49,6 +52,21 @@ class Family:
         return getattr(_import(module_name), attr)
 
 
+def _registered(prefixes: tuple[str, ...], registering_module: str) -> Callable[[str], bool]:
+    """A predicate: is ``task`` a gym id with one of ``prefixes``, registered once
+    ``registering_module`` is imported (imported only for ids that could match)?"""
+
+    def plays(task: str) -> bool:
+        if not task.startswith(prefixes):
+            return False
+        import gymnasium
+
+        _import(registering_module)
+        return task in gymnasium.registry
+
+    return plays
+
+
 def _boxoban_missing(task: str) -> str | None:
     if not task.startswith("boxoban"):
         return None
@@ -59,12 +77,14 @@ FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
         Family("babyai", ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to"),
-               "balrog_worker.envs.babyai:BabyAIGame", oracle=True),
+               "balrog_worker.envs.babyai:BabyAIGame", oracle=True,
+               also_plays=_registered(("BabyAI-",), "minigrid")),
         Family("minihack", ("mazewalk_9x9", "mazewalk_15x15", "corridor_r3",
                             "corridorbattle_dark", "quest_easy", "quest_medium", "river",
                             "boxoban_medium", "boxoban_hard"),
                "balrog_worker.envs.minihack:MiniHackGame", max_steps=100,
-               unavailable=_boxoban_missing),
+               unavailable=_boxoban_missing,
+               also_plays=_registered(("MiniHack-",), "minihack")),
         Family("nethack", ("challenge",), "balrog_worker.envs.nethack:NetHackGame",
                max_steps=100_000),
         Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
@@ -75,7 +95,8 @@ FAMILIES: dict[str, Family] = {
                oracle=True, multi_agent=True,
                players=lambda task: {"soccer": 2, "collect": 3}[task]),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
-                            "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame"),
+                            "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame",
+               also_plays=_registered(("MiniGrid-", "BabyAI-"), "minigrid")),
     )
 }
 
@@ -95,8 +116,9 @@ def check_env_task(env: str, task: str) -> None:
     if task in family.tasks and (reason := family.unavailable(task)):
         raise ValueError(reason)
     tasks = family.task_ids()
-    if task not in tasks:
-        raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}")
+    if task not in tasks and not family.also_plays(task):
+        raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}"
+                         " (`balrog-worker envs` lists every id)")
 
 
 # Other projects' names, accepted wherever an env or task id is: BALROG's env name for

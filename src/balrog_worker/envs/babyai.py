@@ -243,7 +243,13 @@ class BabyAIGame(GridWorldGame):
     world = "BabyAI, a grid world of rooms"
 
     def __init__(self, task: str):
-        super().__init__(task, MixedTrainLocal(task, render_mode="rgb_array"))
+        if task in TASKS:
+            level = MixedTrainLocal(task, render_mode="rgb_array")
+        else:  # any registered BabyAI id (as MOSAIC passes them), with BALROG's text
+            import gymnasium as gym
+
+            level = gym.make(task, render_mode="rgb_array")
+        super().__init__(task, level)
 
     @property
     def actions(self) -> dict[str, str]:

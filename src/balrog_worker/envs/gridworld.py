@@ -108,7 +108,8 @@ class MiniGridGame(GridWorldGame):
     world = "MiniGrid, a grid world"
 
     def __init__(self, task: str):
-        super().__init__(task, gym.make(MINIGRID_TASKS[task], render_mode="rgb_array"))
+        # A short name of ours, or any registered MiniGrid or BabyAI id.
+        super().__init__(task, gym.make(MINIGRID_TASKS.get(task, task), render_mode="rgb_array"))
 
     def oracle_action(self) -> str:
         raise NotImplementedError("minigrid levels have no scripted oracle")

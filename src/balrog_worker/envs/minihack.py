@@ -81,7 +81,7 @@ class MiniHackGame(NLEGame):
                 raise FileNotFoundError(reason)
             env_id = BOXOBAN_TASKS[task][0]
         else:
-            env_id = TASKS[task]
+            env_id = TASKS.get(task, task)  # or any registered MiniHack id
         super().__init__(task, gym.make(env_id, observation_keys=OBSERVATION_KEYS,
                                         **MINIHACK_SETTINGS), minihack=True)
         self._success = False

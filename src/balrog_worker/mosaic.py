@@ -1,0 +1,297 @@
+"""MOSAIC's BALROG worker, verbatim: its command line, its config JSON, its events.
+
+MOSAIC's GUI (``gym_gui/services/operator_launcher.py``) starts
+``python -m balrog_worker.cli --run-id ID --env ENV --task TASK --client CLIENT --model MODEL
+--agent-type TYPE --num-episodes N --max-steps S --temperature T --telemetry-dir DIR -v
+[--interactive] [--base-url URL] [--api-key KEY] --max-image-history H --render-mode
+rgb_array``; the flags and the ``BarlogWorkerConfig`` JSON fields here are those of MOSAIC's
+worker (``3rd_party/workers/balrog_worker/balrog_worker/{cli,config}.py`` at 8dc806e).
+
+Underneath, the cell runs as ``balrog-worker run`` runs it (records, resume, seeds,
+response cache in ``<telemetry-dir>/<run-id>/``); MOSAIC's events on stdout and its
+``<run-id>_steps.jsonl`` / ``<run-id>_episodes.jsonl`` are a projection of those records.
+The key MOSAIC passes in argv is read into this process's environment under a private
+name and never written, logged or echoed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from balrog_worker import __version__, envs
+from balrog_worker.cells import Cell
+from balrog_worker.config import (
+    AgentSpec,
+    CellConfig,
+    ConfigError,
+    Generation,
+    ModelSpec,
+)
+from balrog_worker.store import json_line
+from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
+
+# MOSAIC's vocabularies (its config.py).
+ENV_NAMES = ("babyai", "minigrid", "multigrid", "minihack", "crafter", "nle", "textworld")
+CLIENT_NAMES = ("openrouter", "openai", "anthropic", "google", "vllm")
+MOSAIC_AGENT_TYPES = (*AGENT_TYPES, "dummy")
+OPENROUTER_URL = "https://openrouter.ai/api/v1"
+VLLM_URL = "http://localhost:8000/v1"
+# client -> (our backend, the variable its key is read from by default)
+CLIENTS = {"openrouter": ("openai_compatible", "OPENROUTER_API_KEY"),
+           "openai": ("openai", None), "anthropic": ("anthropic", None),
+           "google": ("gemini", None), "vllm": ("vllm", None)}
+# The variable a key given in argv (or in a config file) is kept in, for this process only.
+ARGV_KEY_VARIABLE = "BALROG_WORKER_MOSAIC_API_KEY"
+
+# BarlogWorkerConfig's fields and defaults.
+DEFAULTS = {
+    "run_id": None, "env_name": "babyai", "task": "BabyAI-GoToRedBall-v0",
+    "client_name": "openrouter", "model_id": "openai/gpt-4o-mini", "agent_type": "naive",
+    "num_episodes": 5, "max_steps": 100, "temperature": 0.7, "api_key": None,
+    "base_url": None, "telemetry_dir": "./telemetry", "emit_jsonl": True, "seed": None,
+    "render_mode": None, "max_retries": 3, "retry_delay": 1.0, "timeout": 60.0,
+    "alternate_roles": True, "max_image_history": 0, "agent_id": 0,
+    "observation_mode": "visible_teammates", "coordination_level": 1, "role": None,
+}
+
+
+def is_mosaic_command_line(argv: list[str]) -> bool:
+    """MOSAIC's command line has no subcommand: it starts with a flag."""
+    return bool(argv) and argv[0].startswith("-") and argv[0] not in (
+        "-h", "--help", "-q", "--quiet", "--version")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m balrog_worker.cli",
+        description="MOSAIC's BALROG worker command line (balrog-worker run is ours).")
+    parser.add_argument("--version", action="version", version=f"balrog-worker {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="a BarlogWorkerConfig JSON file")
+    parser.add_argument("--run-id")
+    parser.add_argument("--env", dest="env_name", choices=ENV_NAMES)
+    parser.add_argument("--task")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--num-episodes", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--render-mode", choices=("rgb_array", "human"))
+    parser.add_argument("--client", dest="client_name", choices=CLIENT_NAMES)
+    parser.add_argument("--model", dest="model_id")
+    parser.add_argument("--api-key")
+    parser.add_argument("--base-url")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--timeout", type=float)
+    parser.add_argument("--agent-type", choices=MOSAIC_AGENT_TYPES)
+    parser.add_argument("--max-image-history", type=int)
+    parser.add_argument("--telemetry-dir")
+    parser.add_argument("--no-jsonl", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--interactive", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> dict:
+    """BarlogWorkerConfig's fields: the defaults, then the --config file (top level, or
+    nested under metadata.worker.config as MOSAIC's run configs hold it), then flags."""
+    settings = dict(DEFAULTS)
+    if args.config:
+        try:
+            data = json.loads(Path(args.config).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config: {args.config} does not exist") from None
+        except ValueError as error:
+            raise ConfigError(f"--config: {args.config} is not JSON ({error})") from None
+        nested = (data.get("metadata", {}).get("worker", {}).get("config")
+                  if isinstance(data, dict) else None)
+        data = nested if isinstance(nested, dict) else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config: {args.config} must hold a JSON object")
+        unknown = sorted(set(data) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(f"--config: unknown field {unknown[0]!r}; BarlogWorkerConfig "
+                              f"has {', '.join(DEFAULTS)}")
+        settings.update(data)
+    for name in DEFAULTS:
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    if args.no_jsonl:
+        settings["emit_jsonl"] = False
+    if not settings["run_id"]:
+        raise ConfigError("--run-id is required (or run_id in the --config file)")
+    return settings
+
+
+def cell_config(settings: dict) -> CellConfig:
+    """Our cell for MOSAIC's settings (one line naming a bad field otherwise)."""
+    # BALROG's and gym's names resolve to ours ("nle", "MiniHack-River-v0"...); other
+    # registered BabyAI, MiniGrid and MiniHack ids are played as they are.
+    env, task = envs.canonical(settings["env_name"], settings["task"])
+    if env not in envs.FAMILIES:
+        raise ConfigError(f"env {settings['env_name']!r} is not one of {', '.join(ENV_NAMES)}")
+    try:
+        envs.check_env_task(env, task)
+    except ValueError as error:
+        raise ConfigError(f"--task: {error}") from None
+    client = settings["client_name"]
+    if client not in CLIENTS:
+        raise ConfigError(f"--client {client!r} is not one of {', '.join(CLIENT_NAMES)}")
+    backend, key_variable = CLIENTS[client]
+    if settings.get("api_key"):
+        # Kept in this process's environment under a private name: the clients read it
+        # from there, and it is never part of a config, record or command line of ours.
+        os.environ[ARGV_KEY_VARIABLE] = settings["api_key"]
+        key_variable = ARGV_KEY_VARIABLE
+    base_url = settings.get("base_url") or {"openrouter": OPENROUTER_URL,
+                                             "vllm": VLLM_URL}.get(client)
+    agent_type = settings["agent_type"]
+    if agent_type == "dummy":  # MOSAIC's dummy agent asks no model
+        model = ModelSpec(name="random", backend="random")
+        agent_type = "naive"
+    else:
+        model = ModelSpec(
+            name=settings["model_id"], backend=backend, model=settings["model_id"],
+            base_url=base_url, api_key_env=key_variable, timeout_s=float(settings["timeout"]),
+            max_retries=int(settings["max_retries"]),
+            generation=Generation(temperature=float(settings["temperature"])))
+    agent = AgentSpec(name=agent_type, type=agent_type,
+                      max_image_history=int(settings["max_image_history"]))
+    multi_agent = envs.FAMILIES[env].multi_agent
+    level = mode = None
+    if multi_agent:
+        level, mode = settings["coordination_level"], settings["observation_mode"]
+        if level not in COORDINATION_LEVELS or mode not in OBSERVATION_MODES:
+            raise ConfigError(f"coordination_level {level!r} / observation_mode {mode!r}: "
+                              f"choose from {COORDINATION_LEVELS} / {OBSERVATION_MODES}")
+    role = settings.get("role") if multi_agent and level == 3 else None
+    return CellConfig(
+        cell=Cell(model.name, agent.name, env, task, level, mode), model=model, agent=agent,
+        episodes=int(settings["num_episodes"]), max_steps=int(settings["max_steps"]),
+        seed=int(settings["seed"] or 0), role=role)
+
+
+def episode_id(run_id: str, index: int) -> str:
+    return f"{run_id}-ep{index:06d}"
+
+
+class MosaicStream:
+    """MOSAIC's events, projected from the records as the cell writes them: one JSON line
+    a record on stdout (flushed) and in ``<run-id>_steps.jsonl`` / ``_episodes.jsonl``."""
+
+    def __init__(self, run_id: str, settings: dict, out: TextIO, telemetry: Path | None):
+        self.run_id = run_id
+        self.settings = settings
+        self.out = out
+        self._lock = threading.Lock()
+        self._files = {}
+        if telemetry is not None:
+            telemetry.mkdir(parents=True, exist_ok=True)
+            # Open for the run's length; close() closes them.
+            self._files = {kind: open(telemetry / f"{run_id}_{kind}s.jsonl", "a",  # noqa: SIM115
+                                      encoding="utf-8") for kind in ("step", "episode")}
+
+    def emit(self, kind: str, record: dict) -> None:
+        event = self.step(record) if kind == "step" else self.episode(record)
+        line = json_line(event)
+        with self._lock:
+            self.out.write(line)
+            self.out.flush()
+            if kind in self._files:
+                self._files[kind].write(line)
+                self._files[kind].flush()
+
+    def step(self, record: dict) -> dict:
+        return {
+            "type": "step", "run_id": self.run_id,
+            "episode_id": episode_id(self.run_id, record["episode_index"]),
+            "episode_index": record["episode_index"], "step_index": record["step"],
+            "observation": record["observation"], "action": record["action"],
+            "reward": record["reward"], "terminated": record["terminated"],
+            "truncated": record["truncated"],
+            "info": {"agent_id": record["agent_id"], "valid": record["valid"],
+                     "candidate": record["candidate"]},
+            "llm_response": record["completion"], "llm_input_tokens": record["input_tokens"],
+            "llm_output_tokens": record["output_tokens"],
+            "timestamp": datetime.now(UTC).isoformat(),
+            # ours, beyond MOSAIC's fields
+            "agent_id": record["agent_id"], "valid": record["valid"],
+            "reasoning": record["reasoning"], "latency_s": record["latency_s"],
+        }
+
+    def episode(self, record: dict) -> dict:
+        end = datetime.now(UTC)
+        duration = float(record.get("duration_s") or 0.0)
+        return {
+            "type": "episode", "run_id": self.run_id,
+            "episode_id": episode_id(self.run_id, record["episode_index"]),
+            "episode_index": record["episode_index"], "env_name": self.settings["env_name"],
+            "task": self.settings["task"], "total_reward": record.get("episode_return"),
+            "num_steps": record["num_steps"], "terminated": record.get("terminated"),
+            "truncated": record.get("truncated"), "success": record.get("success"),
+            "start_time": (end - timedelta(seconds=duration)).isoformat(),
+            "end_time": end.isoformat(), "duration_seconds": duration,
+            "llm_calls": record["llm_calls"], "total_input_tokens": record["input_tokens"],
+            "total_output_tokens": record["output_tokens"],
+            # ours
+            "progression": record.get("progression"), "seed": record["seed"],
+            "failed": record.get("failed", False), "error": record.get("error"),
+        }
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+
+
+def error_event(run_id: str | None, message: str) -> str:
+    return json_line({"type": "error", "run_id": run_id, "message": message})
+
+
+def main(argv: list[str]) -> int:
+    """MOSAIC's command line: run the episodes (batch) or serve commands (--interactive)."""
+    import logging
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # stdout carries events only
+    run_id = args.run_id
+    try:
+        settings = settings_from(args)
+        run_id = settings["run_id"]
+        config = cell_config(settings)
+        from balrog_worker.clients import preflight
+
+        preflight(config.model)
+    except ConfigError as error:
+        out.write(error_event(run_id, str(error)))
+        out.flush()
+        print(f"balrog-worker: error: {error}", file=sys.stderr)
+        return 2
+    telemetry = Path(settings["telemetry_dir"])
+    if args.interactive:
+        from balrog_worker.mosaic_interactive import InteractiveSession
+
+        return InteractiveSession(config, settings, out).run(sys.stdin.buffer)
+    from balrog_worker.evaluator import run_cell
+
+    stream = MosaicStream(run_id, settings, out, telemetry if settings["emit_jsonl"] else None)
+    try:
+        report = run_cell(config, telemetry / run_id, stream=stream)
+    except KeyboardInterrupt:
+        print("balrog-worker: interrupted; finished episodes are kept", file=sys.stderr)
+        return 130
+    except Exception as error:  # MOSAIC reads an error event, and the exit status
+        out.write(error_event(run_id, f"{type(error).__name__}: {error}"))
+        out.flush()
+        raise
+    finally:
+        stream.close()
+    return 3 if report.failed else 0

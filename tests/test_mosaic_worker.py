@@ -1,0 +1,208 @@
+"""MOSAIC's own launcher command, batch and interactive, against a loopback server that
+speaks OpenAI's wire format: every event type and field MOSAIC reads, its telemetry
+files, and the key it passes in argv appearing nowhere."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.stubs import StubServer, openai_server
+
+KEY = "sk-mosaic-argv-key-0123456789abcdef"
+STEP_FIELDS = {"run_id", "episode_id", "step_index", "observation", "action", "reward",
+               "terminated", "truncated", "info", "llm_response", "llm_input_tokens",
+               "llm_output_tokens", "timestamp"}
+EPISODE_FIELDS = {"run_id", "episode_id", "episode_index", "env_name", "task", "total_reward",
+                  "num_steps", "terminated", "truncated", "success", "start_time", "end_time",
+                  "duration_seconds", "llm_calls", "total_input_tokens", "total_output_tokens"}
+
+
+def launcher(stub, tmp_path, env, task, *extra, episodes=2, steps=3):
+    """MOSAIC's command line as its operator_launcher builds it."""
+    return [sys.executable, "-m", "balrog_worker.cli", "--run-id", "run-1", "--env", env,
+            "--task", task, "--client", "openai", "--model", "gpt-test", "--agent-type",
+            "naive", "--num-episodes", str(episodes), "--max-steps", str(steps),
+            "--temperature", "0.7", "--telemetry-dir", str(tmp_path / "telemetry"), "-v",
+            "--base-url", f"{stub.url}/v1", "--api-key", KEY, "--max-image-history", "0",
+            "--render-mode", "rgb_array", *extra]
+
+
+def clean_env(tmp_path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return {**env, "BALROG_WORKER_CACHE": str(tmp_path / "cache")}
+
+
+def assert_key_nowhere(tmp_path, *texts):
+    for text in texts:
+        assert KEY not in text
+    for path in tmp_path.rglob("*"):
+        if path == tmp_path / "config.json":
+            continue  # the input MOSAIC wrote, the key's only place
+        if path.is_file() and path.suffix in (".jsonl", ".json", ".log", ".txt"):
+            assert KEY not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize(("env", "task", "answer"), [
+    ("babyai", "BabyAI-GoToRedBall-v0", "go forward"),  # MOSAIC's default, a stock id
+    ("babyai", "BabyAI-MixedTrainLocal-v0/goto", "turn left"),  # BALROG's task name
+    ("minihack", "MiniHack-MazeWalk-9x9-v0", "north"),
+    ("crafter", "default", "Move West"),
+])
+def test_batch_mode_runs_mosaics_command_and_emits_its_events(env, task, answer, tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer=answer) as stub:
+        result = subprocess.run(launcher(stub, tmp_path, env, task), capture_output=True,
+                                text=True, timeout=300, env=clean_env(tmp_path))
+        sent = stub.requests
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    steps = [e for e in events if e["type"] == "step"]
+    episodes = [e for e in events if e["type"] == "episode"]
+    assert len(episodes) == 2 and len(steps) == sum(e["num_steps"] for e in episodes)
+    assert all(STEP_FIELDS <= set(e) for e in steps)
+    assert all(EPISODE_FIELDS <= set(e) for e in episodes)
+    assert {e["episode_id"] for e in episodes} == {"run-1-ep000000", "run-1-ep000001"}
+    assert all(e["action"] == answer and e["llm_response"] == answer for e in steps)
+    assert all(e["env_name"] == env and e["task"] == task for e in episodes)
+    assert sent and all(r["body"]["model"] == "gpt-test" for r in sent)
+    # Telemetry files: the same events, a line each.
+    telemetry = tmp_path / "telemetry"
+    on_disk = [json.loads(line) for line in (telemetry / "run-1_steps.jsonl").open()]
+    assert [e["step_index"] for e in on_disk] == [e["step_index"] for e in steps]
+    assert len((telemetry / "run-1_episodes.jsonl").read_text().splitlines()) == 2
+    # Our own records underneath, the source of truth.
+    assert (telemetry / "run-1").is_dir() and list((telemetry / "run-1").rglob("episodes.jsonl"))
+    # The key came in argv: the server saw it, nothing written or printed holds it.
+    assert all(r["headers"].get("authorization") == f"Bearer {KEY}" for r in sent)
+    assert_key_nowhere(tmp_path, result.stdout, result.stderr)
+
+
+def test_no_jsonl_writes_no_telemetry_files(tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="go forward") as stub:
+        result = subprocess.run(launcher(stub, tmp_path, "babyai", "goto", "--no-jsonl",
+                                         episodes=1, steps=2),
+                                capture_output=True, text=True, timeout=300,
+                                env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list((tmp_path / "telemetry").glob("run-1_*.jsonl"))
+    assert any(json.loads(line)["type"] == "episode" for line in result.stdout.splitlines())
+
+
+def test_an_unknown_task_is_one_error_event_and_a_one_line_message(tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="x") as stub:
+        result = subprocess.run(launcher(stub, tmp_path, "babyai", "BabyAI-Nope-v0"),
+                                capture_output=True, text=True, timeout=120,
+                                env=clean_env(tmp_path))
+    assert result.returncode == 2
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["type"] == "error" and "BabyAI-Nope-v0" in event["message"]
+    assert "balrog-worker envs" in event["message"]
+    assert_key_nowhere(tmp_path, result.stdout, result.stderr)
+
+
+MULTIGRID_CONFIG = {
+    "run_id": "mg-1", "env_name": "multigrid", "task": "MultiGrid-Soccer-v0",
+    "client_name": "openai", "model_id": "gpt-test", "agent_type": "naive",
+    "num_episodes": 1, "max_steps": 3, "temperature": 0.5, "api_key": KEY,
+    "emit_jsonl": True, "seed": 3, "max_image_history": 0, "agent_id": 0,
+    "observation_mode": "egocentric", "coordination_level": 3, "role": "defender",
+}
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_mosaic_config_json_runs_a_multigrid_cell(nested, tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="forward") as stub:
+        config = {**MULTIGRID_CONFIG, "base_url": f"{stub.url}/v1",
+                  "telemetry_dir": str(tmp_path / "telemetry")}
+        if nested:  # as MOSAIC's run configs hold a worker's config
+            config = {"metadata": {"worker": {"config": config}}}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        result = subprocess.run([sys.executable, "-m", "balrog_worker.cli", "--config",
+                                 str(tmp_path / "config.json")], capture_output=True, text=True,
+                                timeout=300, env=clean_env(tmp_path))
+        prompts = [r["body"]["messages"][0]["content"] for r in stub.requests]
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    steps = [e for e in events if e["type"] == "step"]
+    assert {e["info"]["agent_id"] for e in steps} == {"agent_0", "agent_1"}
+    assert len(steps) == 2 * 3 and all(e["action"] == "forward" for e in steps)
+    assert any("Your role: DEFENDER" in p for p in prompts)  # MOSAIC's role, level 3
+    assert_key_nowhere(tmp_path, result.stdout, result.stderr)
+
+
+class Interactive:
+    def __init__(self, command, env):
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env)
+
+    def read(self) -> dict:
+        return json.loads(self.process.stdout.readline())
+
+    def send(self, payload) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.process.stdin.write(data + b"\n")
+        self.process.stdin.flush()
+
+    def ask(self, payload) -> dict:
+        self.send(payload)
+        return self.read()
+
+
+def test_interactive_mode_speaks_mosaics_protocol(tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="go forward") as stub:
+        command = launcher(stub, tmp_path, "babyai", "BabyAI-GoToRedBall-v0", "--interactive",
+                           episodes=1, steps=2)
+        session = Interactive(command, clean_env(tmp_path))
+        try:
+            init = session.read()
+            assert init["type"] == "init" and init["run_id"] == "run-1" and init["version"]
+            assert session.ask({"cmd": "step"})["type"] == "error"  # before reset
+            assert session.ask(b"{not json")["type"] == "error"
+            assert session.ask({"cmd": "fly"})["type"] == "error"
+            ready = session.ask({"cmd": "reset", "seed": 7})
+            assert ready["type"] == "ready" and ready["seed"] == 7 and ready["observation"]
+            step = session.ask({"cmd": "step"})
+            assert step["type"] == "step" and STEP_FIELDS <= set(step)
+            assert {"episode_index", "client_name", "model_id", "agent_type"} <= set(step)
+            payload = step["render_payload"]
+            assert payload["mode"] == "rgb" and payload["width"] > 0 and payload["height"] > 0
+            step = session.ask({"cmd": "step"})  # the cap: the episode ends
+            done = session.read()
+            assert done["type"] == "episode_done" and EPISODE_FIELDS <= set(done)
+            assert done["num_steps"] == 2
+            assert session.ask({"cmd": "step"})["type"] == "step"  # a new episode began
+            assert session.ask({"cmd": "ping"})["type"] == "pong"
+            assert session.ask({"cmd": "stop"})["type"] == "stopped"
+            assert session.process.wait(timeout=30) == 0
+            stderr = session.process.stderr.read().decode()
+        finally:
+            session.process.kill()
+    assert_key_nowhere(tmp_path, stderr)
+
+
+def test_action_selector_mode_for_a_multigrid_player(tmp_path):
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer="pickup") as stub:
+        config = {**MULTIGRID_CONFIG, "base_url": f"{stub.url}/v1",
+                  "telemetry_dir": str(tmp_path / "telemetry")}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        session = Interactive([sys.executable, "-m", "balrog_worker.cli", "--config",
+                               str(tmp_path / "config.json"), "--interactive"],
+                              clean_env(tmp_path))
+        try:
+            assert session.read()["type"] == "init"
+            ready = session.ask({"cmd": "init_agent", "game_name": "multigrid",
+                                 "player_id": "agent_0"})
+            assert ready == {"type": "agent_ready", "run_id": "mg-1", "game_name": "multigrid",
+                             "player_id": "agent_0", "mode": "action_selector"}
+            chosen = session.ask({"cmd": "select_action", "player_id": "agent_0",
+                                  "observation": "The ball is 1 step forward."})
+            assert chosen["type"] == "action_selected" and chosen["action_str"] == "pickup"
+            assert chosen["action"] == 4  # pickup's index in mosaic-multigrid
+            assert {"reasoning", "input_tokens", "output_tokens", "timestamp"} <= set(chosen)
+            assert session.ask({"cmd": "stop"})["type"] == "stopped"
+        finally:
+            session.process.kill()
+        prompts = [r["body"]["messages"][0]["content"] for r in stub.requests]
+    assert "You are playing MultiGrid Soccer" in prompts[0]
