@@ -35,14 +35,26 @@ TARGET_N, TARGET_RATIO = 64, 0.9
 
 
 def measure(server: DelayServerProcess, n: int, steps: int, env_id: str, cache: str,
-            seed: int, out: Path) -> dict:
+            seed: int, out: Path, mosaic: bool = False) -> dict:
     env, task = env_id.split("/")
-    model = ModelSpec(name="delay-server", backend="openai_compatible", model="delay",
-                      base_url=server.url, concurrency=n,
-                      generation=Generation(temperature=0.0, max_tokens=8))
-    config = CellConfig(cell=Cell(model.name, "naive", env, task), model=model,
-                        agent=AgentSpec("naive", "naive"), episodes=n, max_steps=steps,
-                        parallel_episodes=n, cache=cache, seed=seed)
+    if mosaic:  # MOSAIC's cell JSON, as its seed config writes it: parallel_workers = n
+        from dataclasses import replace
+
+        from balrog_worker.worker_config import mosaic_cell_config
+
+        config = mosaic_cell_config({
+            "worker": "balrog", "model": "delay", "backend": "openai_compatible",
+            "base_url": server.url, "environment": env_id, "num_episodes": n,
+            "max_steps": steps, "history_window": 16, "parallel_workers": n, "seed": seed,
+            "temperature": 0.0, "max_tokens": 8})
+        config = replace(config, cache=cache)
+    else:
+        model = ModelSpec(name="delay-server", backend="openai_compatible", model="delay",
+                          base_url=server.url, concurrency=n,
+                          generation=Generation(temperature=0.0, max_tokens=8))
+        config = CellConfig(cell=Cell(model.name, "naive", env, task), model=model,
+                            agent=AgentSpec("naive", "naive"), episodes=n, max_steps=steps,
+                            parallel_episodes=n, cache=cache, seed=seed)
     before, server_cpu = server.requests(), server.cpu_seconds()
     start, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):  # BabyAI's level generator chatters
@@ -66,6 +78,8 @@ def main() -> None:
     parser.add_argument("--env", default="minigrid/empty")
     parser.add_argument("--cache", choices=["on", "off"], default="on",
                         help="the response cache (on is the default of a real run)")
+    parser.add_argument("--mosaic-config", action="store_true",
+                        help="configure each run as MOSAIC's cell JSON (parallel_workers = N)")
     args = parser.parse_args()
     header("concurrent episodes against a delay server", ("openai", "httpx", "httpx2"))
     print(f"# {args.env}, {args.steps} steps an episode, delay {args.delay * 1000:.0f} ms, "
@@ -82,7 +96,7 @@ def main() -> None:
         measure(server, 1, 2, args.env, args.cache, 999, Path(tmp) / "warm")
         for seed, n in enumerate(args.n):
             row = measure(server, n, args.steps, args.env, args.cache, seed,
-                          Path(tmp) / f"n{n}")
+                          Path(tmp) / f"n{n}", mosaic=args.mosaic_config)
             ideal = n / args.delay
             rows.append({**row, "ratio": row["rate"] / ideal})
             print(f"{n:>5} {row['requests']:>9} {row['wall_s']:>7.2f} {row['rate']:>8.1f} "

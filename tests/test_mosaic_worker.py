@@ -206,3 +206,18 @@ def test_action_selector_mode_for_a_multigrid_player(tmp_path):
             session.process.kill()
         prompts = [r["body"]["messages"][0]["content"] for r in stub.requests]
     assert "You are playing MultiGrid Soccer" in prompts[0]
+
+
+def test_the_seeds_config_runs_verbatim_and_its_workers_are_all_in_flight():
+    from balrog_worker.worker_config import mosaic_cell_config
+
+    config = mosaic_cell_config({
+        "worker": "balrog", "model": "claude-3-5-sonnet-20241022", "backend": "anthropic",
+        "environment": "MiniHack-River-v0", "num_episodes": 100, "max_steps": 1000,
+        "history_window": 4, "parallel_workers": 4})
+    assert (config.cell.env, config.cell.task, config.agent.max_text_history) == (
+        "minihack", "river", 4)
+    wide = mosaic_cell_config({"worker": "balrog", "model": "m", "backend": "openai",
+                               "environment": "babyai/goto", "num_episodes": 100,
+                               "parallel_workers": 64})
+    assert wide.parallel_episodes == wide.model.concurrency == wide.calls_in_flight() == 64

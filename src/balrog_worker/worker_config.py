@@ -80,9 +80,14 @@ def mosaic_cell_config(data: dict, source: str = "cell config") -> CellConfig:
     level = data.get("coordination_level", 1 if multi_agent else None)
     mode = data.get("observation_mode", "egocentric" if multi_agent else None)
     generation = Generation(**{k: data[k] for k in ("temperature", "max_tokens") if k in data})
+    parallel = data.get("parallel_workers", DEFAULT_PARALLEL_EPISODES)
+    players = envs.FAMILIES[env].players(task)
+    # parallel_workers episodes at once: the model keeps all their calls in flight (its
+    # default concurrency would otherwise cap them).
     model = ModelSpec(name=data["model"], backend=data["backend"],
                       model=None if data["backend"] in ("random", "scripted") else data["model"],
-                      base_url=data.get("base_url"), generation=generation)
+                      base_url=data.get("base_url"), generation=generation,
+                      concurrency=max(ModelSpec.concurrency, parallel * players))
     agent_type = data.get("agent", "naive")
     agent = AgentSpec(agent_type, agent_type, max_text_history=data.get("history_window", 16))
     return CellConfig(
@@ -91,6 +96,6 @@ def mosaic_cell_config(data: dict, source: str = "cell config") -> CellConfig:
         model=model, agent=agent, episodes=data.get("num_episodes", 1),
         max_steps=data.get("max_steps") or envs.FAMILIES[env].max_steps,
         seed=data.get("seed", 0),
-        parallel_episodes=data.get("parallel_workers", DEFAULT_PARALLEL_EPISODES),
+        parallel_episodes=parallel,
         opponent=data.get("opponent", "scripted"), role=data.get("role"),
     )
