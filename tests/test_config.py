@@ -1,6 +1,7 @@
 """Bad params and cell configs fail before any work with one line naming the field."""
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -180,3 +181,31 @@ def test_the_scripted_baseline_is_refused_where_there_is_no_oracle():
     data["grid"] = {"models": ["scripted"], "agents": ["naive"], "envs": ["minigrid"]}
     with pytest.raises(ConfigError, match="env 'minigrid' has no scripted oracle"):
         params_from_dict(data)
+
+
+def test_balrogs_names_work_in_params_cell_configs_and_the_cli(tmp_path):
+    from balrog_worker.config import cell_config_from_dict, params_from_dict
+
+    from .conftest import run_cli
+
+    params = params_from_dict({
+        "models": {"random": {"backend": "random"}}, "agents": {"naive": {}},
+        "envs": {"nle": {"tasks": ["NetHackChallenge-v0"], "episodes": 1},
+                 "babyai": {"tasks": ["BabyAI-MixedTrainLocal-v0/goto", "pickup"]},
+                 "minihack": {"tasks": ["MiniHack-MazeWalk-9x9-v0"]}},
+        "grid": {"models": ["random"], "agents": ["naive"], "envs": ["nle", "babyai",
+                                                                     "minihack"]}})
+    assert {(c.env, c.task) for c in params.cells()} == {
+        ("nethack", "challenge"), ("babyai", "goto"), ("babyai", "pickup"),
+        ("minihack", "mazewalk_9x9")}
+    public = params.cell_config(params.cells()[0]).public()
+    public["cell"] = {**public["cell"], "env": "nle", "task": "NetHackChallenge-v0"}
+    public.pop("run_id")
+    assert cell_config_from_dict(public).cell.env == "nethack"
+    run_cli("run", "--env", "nle", "--task", "NetHackChallenge-v0", "--model", "random",
+            "--episodes", "1", "--max-steps", "2", "--out", str(tmp_path / "a"), cwd=tmp_path)
+    run_cli("run", "--env", "BabyAI-MixedTrainLocal-v0/putnext", "--model", "random",
+            "--episodes", "1", "--max-steps", "2", "--out", str(tmp_path / "b"), cwd=tmp_path)
+    episodes = [json.loads((tmp_path / d / "episodes.jsonl").read_text()) for d in "ab"]
+    assert [(e["env"], e["task"]) for e in episodes] == [("nethack", "challenge"),
+                                                        ("babyai", "putnext")]

@@ -12,7 +12,6 @@ an ``error`` event, and the session goes on.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from datetime import UTC, datetime
@@ -129,9 +128,9 @@ class InteractiveSession:
 
     def _render(self, player: str) -> dict:
         frame = self.episode.game.frame(player)
-        return {"mode": "rgb", "rgb": base64.b64encode(frame.tobytes()).decode("ascii"),
-                "width": int(frame.shape[1]), "height": int(frame.shape[0]),
-                "encoding": "base64 of uint8 RGB, row-major"}
+        # MOSAIC's payload: the frame as nested lists (rows of [r, g, b] pixels).
+        return {"mode": "rgb", "rgb": frame.tolist(), "width": int(frame.shape[1]),
+                "height": int(frame.shape[0])}
 
     def cmd_init_agent(self, command: dict) -> None:
         """Action-selector mode: the caller owns the game; this worker only chooses."""
