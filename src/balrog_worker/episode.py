@@ -32,6 +32,9 @@ def usage_of(completion: Completion, cost_usd: float = 0.0) -> Usage:
 
 @dataclass(frozen=True)
 class EpisodeSettings:
+    """What an episode is: its cell, its index and seed, its step cap, and the protocol
+    settings its records carry."""
+
     keys: CellKeys
     index: int
     seed: int
@@ -42,7 +45,9 @@ class EpisodeSettings:
 
 
 class Episode:
-    """An episode of ``game`` whose players are driven by ``agents`` (one per player)."""
+    """An episode of ``game``. ``agents(player, instructions)`` makes each player's agent
+    at reset; ``cost`` prices a player's call; ``on_step`` receives each step record as
+    it is made; ``check_stop`` may raise to abandon the episode between steps."""
 
     def __init__(self, game: PlayerGame, agents: Callable[[str, str], Agent],
                  settings: EpisodeSettings, *,
