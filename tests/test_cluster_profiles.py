@@ -136,3 +136,16 @@ def test_the_workflow_profile_caps_every_provider_on_every_run(repo, project):
     assert "workflow specific profile profiles/default" in result.stdout + result.stderr
     plan = planned_jobs(result.stdout + result.stderr)
     assert plan["gpt__naive__multigrid__soccer__level1__egocentric"]["openai_calls"] == "6"
+
+
+def test_a_soccer_cell_against_a_model_claims_calls_of_both_models(repo, tmp_path):
+    grid = {**GRID, "envs": {"multigrid": {"tasks": ["soccer"], "episodes": 10, "max_steps": 4,
+                                           "opponent": "model:claude"}},
+            "grid": {"models": ["gpt"], "agents": ["naive"], "envs": ["multigrid"],
+                     "coordination_levels": [1], "observation_modes": ["egocentric"]}}
+    project = make_project(repo, tmp_path / "project", grid)
+    result = sh("snakemake", "--profile", "profiles/slurm", "-n", cwd=project)
+    (job,) = planned_jobs(result.stdout + result.stderr).values()
+    # gpt drives team 1 (8 calls: 4 episodes x 2 players), claude team 2 (its concurrency)
+    assert {k: int(v) for k, v in job.items() if k in API_RESOURCES} == {
+        "openai_calls": 8, "anthropic_calls": 2}
