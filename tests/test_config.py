@@ -124,7 +124,9 @@ def test_the_paper_params_are_balrogs_protocol(repo, tmp_path):
     paper = load_params(without_boxoban)
     assert {env: (spec.episodes, spec.max_steps) for env, spec in paper.envs.items()} == {
         "babyai": (10, None), "crafter": (10, 2000), "textworld": (10, 80),
-        "minihack": (5, 100), "nethack": (5, 100_000), "multigrid": (20, None)}
+        "minihack": (5, 100), "nethack": (5, 100_000), "babaisai": (3, 100),
+        "multigrid": (20, None)}
+    assert len(paper.envs["babaisai"].tasks) == 40
     for name, model in paper.models.items():
         if model.backend in ("openai", "anthropic", "gemini", "local"):
             assert (model.generation.temperature, model.generation.max_tokens) == (1.0, 8192)

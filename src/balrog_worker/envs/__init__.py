@@ -15,6 +15,30 @@ from dataclasses import dataclass
 
 from balrog_worker.envs.base import Game, Observation, PlayerGame, SoloGame, StepOutcome, Turn
 
+# BabaIsAI's 40 tasks, in BALROG's order (its config.yaml writes them "env/<task>"); plain
+# data, so that listing ids imports no game (envs/babaisai/levels.py defines each level).
+BABAISAI_TASKS = (
+    "make_win-distr_obj_rule", "goto_win-distr_obj_rule", "goto_win", "goto_win-distr_obj",
+    "goto_win-distr_rule", "goto_win-distr_obj-irrelevant_rule", "make_win-distr_obj",
+    "make_win-distr_rule", "make_win", "make_win-distr_obj-irrelevant_rule",
+    "two_room-goto_win", "two_room-goto_win-distr_obj_rule", "two_room-goto_win-distr_rule",
+    "two_room-goto_win-distr_obj", "two_room-goto_win-distr_obj-irrelevant_rule",
+    "two_room-goto_win-distr_win_rule", "two_room-break_stop-goto_win-distr_obj_rule",
+    "two_room-break_stop-goto_win-distr_obj", "two_room-break_stop-goto_win-distr_rule",
+    "two_room-break_stop-goto_win-distr_obj-irrelevant_rule", "two_room-break_stop-goto_win",
+    "two_room-maybe_break_stop-goto_win-distr_obj_rule", "two_room-maybe_break_stop-goto_win",
+    "two_room-maybe_break_stop-goto_win-distr_obj",
+    "two_room-maybe_break_stop-goto_win-distr_rule",
+    "two_room-maybe_break_stop-goto_win-distr_obj-irrelevant_rule",
+    "two_room-make_win-distr_obj_rule", "two_room-make_win-distr_rule", "two_room-make_win",
+    "two_room-make_win-distr_obj-irrelevant_rule", "two_room-make_win-distr_obj",
+    "two_room-make_win-distr_win_rule", "two_room-break_stop-make_win-distr_obj_rule",
+    "two_room-break_stop-make_win-distr_rule", "two_room-break_stop-make_win",
+    "two_room-break_stop-make_win-distr_obj-irrelevant_rule",
+    "two_room-break_stop-make_win-distr_obj", "two_room-make_you",
+    "two_room-make_you-make_win", "two_room-make_wall_win",
+)
+
 __all__ = ["FAMILIES", "Family", "Game", "Observation", "PlayerGame", "StepOutcome", "Turn",
            "check_env_task", "env_ids", "make", "open_game"]
 
@@ -89,6 +113,8 @@ FAMILIES: dict[str, Family] = {
                max_steps=100_000),
         Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
                max_steps=2000),
+        Family("babaisai", BABAISAI_TASKS, "balrog_worker.envs.babaisai:BabaIsAIGame",
+               max_steps=100, oracle=True),
         Family("textworld", ("treasure_hunter", "the_cooking_game", "coin_collector"),
                "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True),
         Family("multigrid", ("soccer", "collect"), "balrog_worker.multigrid.game:MultiGridGame",
@@ -157,6 +183,8 @@ def canonical(env: str, task: str | None = None) -> tuple[str, str | None]:
     if task:
         prefix, _, goal = task.partition("/")
         if goal and TASK_PREFIXES.get(prefix) == env:
+            return env, goal
+        if goal and env == "babaisai" and prefix == "env":  # BALROG's "env/goto_win"
             return env, goal
     return env, task
 
