@@ -36,3 +36,15 @@ def test_scripted_walkthrough_wins_textworld_through_the_harness(task, tmp_path)
     assert report.summary["aggregate"]["progression"] == 100.0
     episode = read_jsonl(tmp_path / "episodes.jsonl")[0][0]
     assert episode["won"] and episode["invalid_actions"] == 0
+
+
+@pytest.mark.parametrize("task", ["goto_win", "make_win-distr_obj_rule", "two_room-make_you",
+                                  "two_room-break_stop-goto_win"])
+def test_the_scripted_expert_solves_babaisai_through_the_harness(task, tmp_path):
+    config = CellConfig(cell=Cell("scripted", "naive", "babaisai", task),
+                        model=BUILTIN_MODELS["scripted"], agent=NAIVE, episodes=2,
+                        max_steps=100)
+    report = run_cell(config, tmp_path)
+    assert report.summary["aggregate"]["progression"] == 100.0
+    episodes, _ = read_jsonl(tmp_path / "episodes.jsonl")
+    assert all(e["invalid_actions"] == 0 and e["target_plan"] for e in episodes)
