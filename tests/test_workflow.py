@@ -63,7 +63,9 @@ def test_dry_run_of_the_default_params_plans_one_job_per_cell(repo, tmp_path):
                 str(repo / "params.yaml"), cwd=repo)
     counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    single = 2 * (5 + 6 + 7 + 1 + 1 + 3) + (5 + 3)
+    # (random, local) x (babyai, minigrid, minihack, nethack, crafter, textworld, babaisai),
+    # scripted x (babyai, textworld, babaisai)
+    single = 2 * (5 + 6 + 7 + 1 + 1 + 3 + 2) + (5 + 3 + 2)
     multi = (2 + 1) * 2 * 3 * 2  # (random, local, scripted) x games x levels x modes
     assert counts["evaluate"] == len(cells) == single + multi
     assert counts["aggregate"] == counts["figures"] == 1
