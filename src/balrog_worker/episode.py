@@ -15,9 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from balrog_worker.agents import Agent, Decision, invalid_action_note
-from balrog_worker.clients.base import Completion
+from balrog_worker import envs
+from balrog_worker.agents import Agent, Decision, invalid_action_note, make_agent
+from balrog_worker.clients.base import Client, Completion
 from balrog_worker.clients.images import encode_png
+from balrog_worker.config import CellConfig, ModelSpec
 from balrog_worker.envs.base import Observation, PlayerGame
 from balrog_worker.records import CellKeys, EpisodeRecord, StepRecord, Usage
 from balrog_worker.seeding import derive_seed
@@ -63,6 +65,8 @@ class Episode:
         self.agents: dict[str, Agent] = {}
         self.observations: dict[str, Observation] = {}
         self.last_rewards: dict[str, float] = {}
+        self.last_actions: dict[str, str] = {}  # what each player played last step
+        self.last_valid: dict[str, bool] = {}  # whether its chosen action was valid
         self.records: list[StepRecord] = []
         self.step_index = 0
         self.terminated = self.truncated = False
@@ -72,6 +76,38 @@ class Episode:
         self._usage: dict[str, Usage] = {}  # per player
         self._calls: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def of_cell(cls, config: CellConfig, client: Client, index: int, seed: int, *,
+                rival: Client | None = None, capped: bool = True,
+                extra: tuple[tuple[str, object], ...] = (),
+                price: Callable[[Completion, ModelSpec | None], float] | None = None,
+                on_step: Callable[[dict], None] | None = None,
+                check_stop: Callable[[], None] | None = None) -> Episode:
+        """Episode ``index`` (on ``seed``) of a cell: its game, its agents (``rival``
+        drives the other side where the opponent is a model), its settings; ``capped``:
+        whether the cell's step cap applies; ``price`` costs a call of a model (None:
+        the cell's own)."""
+        game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
+        settings = EpisodeSettings(
+            keys=CellKeys(run_id=config.run_id, **config.cell.keys()), index=index,
+            seed=seed, max_steps=config.max_steps if capped else None,
+            invalid_feedback=config.agent.invalid_feedback,
+            answer_parsing=config.agent.answer_parsing, extra=extra)
+
+        def other_side(player: str) -> bool:
+            return player not in game.focal
+
+        def agent(player: str, instructions: str) -> Agent:
+            return make_agent(config, rival if other_side(player) else client, instructions,
+                              player=player)
+
+        cost = None
+        if price is not None:
+            def cost(player: str, completion: Completion) -> float:
+                return price(completion, config.opponent_model if other_side(player) else None)
+
+        return cls(game, agent, settings, cost=cost, on_step=on_step, check_stop=check_stop)
 
     @property
     def done(self) -> bool:
@@ -128,6 +164,7 @@ class Episode:
         turn = game.step(played)
         self.terminated, self.truncated = turn.terminated, turn.truncated
         self.last_rewards = {p: turn.rewards.get(p, 0.0) for p in game.players}
+        self.last_actions, self.last_valid = played, valid
         records = []
         for player in game.players:
             reward = turn.rewards.get(player, 0.0)

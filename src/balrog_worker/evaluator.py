@@ -14,12 +14,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from balrog_worker import envs
-from balrog_worker.agents import demonstrations_for, make_agent
+from balrog_worker.agents import demonstrations_for
 from balrog_worker.analysis.stats import cell_aggregate
 from balrog_worker.clients import Client, make_client
 from balrog_worker.config import CellConfig
-from balrog_worker.episode import Episode, EpisodeSettings
+from balrog_worker.episode import Episode
 from balrog_worker.provenance import git_revision, package_versions
 from balrog_worker.records import CellKeys, EpisodeRecord, Usage
 from balrog_worker.seeding import episode_seed
@@ -86,25 +85,10 @@ class CellRun:
         if config.agent.type == "few_shot":
             extra = (("demonstrations", [d.provenance() for d in demonstrations_for(config)]),)
         seed = episode_seed(config.seed, cell.env, cell.task, index)
-        settings = EpisodeSettings(
-            keys=self.keys, index=index, seed=seed, max_steps=config.max_steps,
-            invalid_feedback=config.agent.invalid_feedback,
-            answer_parsing=config.agent.answer_parsing, extra=extra)
-        game = envs.open_game(cell.env, cell.task, **config.game_options())
-
-        def rival(player: str) -> bool:
-            return player not in game.focal
-
-        def agent(player: str, instructions: str):
-            client = self.rival if rival(player) else self.client
-            return make_agent(config, client, instructions, player=player)
-
-        def cost(player: str, completion) -> float:
-            return self.cost(completion, config.opponent_model if rival(player) else None)
-
-        return Episode(game, agent, settings, cost=cost,
-                       on_step=lambda record: self.emit("step", record),
-                       check_stop=self.check_stop)
+        return Episode.of_cell(config, self.client, index, seed, rival=self.rival, extra=extra,
+                               price=self.cost,
+                               on_step=lambda record: self.emit("step", record),
+                               check_stop=self.check_stop)
 
     def play(self, index: int) -> tuple[list[dict], dict]:
         """One episode: its step records and its episode record (failed ones included)."""

@@ -22,9 +22,8 @@ from balrog_worker.agents import make_agent
 from balrog_worker.clients import make_client
 from balrog_worker.config import CellConfig
 from balrog_worker.envs.base import Observation
-from balrog_worker.episode import Episode, EpisodeSettings
+from balrog_worker.episode import Episode
 from balrog_worker.mosaic import MosaicStream, episode_id
-from balrog_worker.records import CellKeys
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
 
@@ -92,14 +91,7 @@ class InteractiveSession:
         config = self.config
         if self.episode is not None:
             self.episode.close()
-        settings = EpisodeSettings(
-            keys=CellKeys(run_id=config.run_id, **config.cell.keys()),
-            index=self.episode_index, seed=self.seed, max_steps=config.max_steps,
-            invalid_feedback=config.agent.invalid_feedback,
-            answer_parsing=config.agent.answer_parsing)
-        game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
-        self.episode = Episode(game, lambda player, instructions: make_agent(
-            config, self.client, instructions, player=player), settings)
+        self.episode = Episode.of_cell(config, self.client, self.episode_index, self.seed)
         self._started = time.perf_counter()
         self.episode.reset()
 

@@ -24,10 +24,8 @@ import json
 from typing import TextIO
 
 from balrog_worker import envs
-from balrog_worker.agents import make_agent
 from balrog_worker.clients import make_client, preflight
-from balrog_worker.episode import Episode, EpisodeSettings
-from balrog_worker.records import CellKeys
+from balrog_worker.episode import Episode
 from balrog_worker.store import json_line
 
 
@@ -84,14 +82,9 @@ class Session:
         config = self.config
         if self.episode is not None:
             self.episode.close()
-        settings = EpisodeSettings(
-            keys=CellKeys(run_id=config.run_id, **config.cell.keys()), index=0,
-            seed=int(command.get("seed", 0)), max_steps=None,
-            invalid_feedback=config.agent.invalid_feedback,
-            answer_parsing=config.agent.answer_parsing)
-        game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
-        self.episode = Episode(game, lambda player, instructions: make_agent(
-            config, self.client, instructions, player=player), settings)
+        self.episode = Episode.of_cell(config, self.client, 0, int(command.get("seed", 0)),
+                                       capped=False)
+        game = self.episode.game
         observations = self.episode.reset()
         self.decisions = {}
         views = {player: {"observation": observation.text, "context": observation.context,
@@ -127,9 +120,8 @@ class Session:
                 raise ValueError("actions: give an object of player -> action")
             # Players with neither a given action nor a decision play their default.
             actions = {p: str(a) for p, a in given.items() if p in game.players}
-        chosen = {**{p: d.candidate for p, d in self.decisions.items()}, **actions}
-        valid = {p: game.is_valid(p, chosen.get(p, "")) for p in game.players}
         self.episode.advance(self.decisions, actions)
+        valid = self.episode.last_valid
         self.decisions = {}
         episode = self.episode
         views = {player: {"observation": observation.text, "context": observation.context}
@@ -138,8 +130,8 @@ class Session:
                    "progression": game.progression(), "step": episode.step_index}
         if self.solo:
             player = game.players[0]
-            played = chosen[player] if valid[player] else game.default_action(player)
-            return {"action": played, "valid": valid[player], **views[player],
+            return {"action": episode.last_actions[player], "valid": valid[player],
+                    **views[player],
                     "reward": episode.last_rewards[player], **outcome}
         return {"players": views, "rewards": episode.last_rewards, "valid": valid, **outcome}
 

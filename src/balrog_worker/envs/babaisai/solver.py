@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
-from balrog_worker.envs.babaisai.engine import Board
+from balrog_worker.envs.babaisai.engine import DIRECTIONS, Board
 
 MOVES = ("up", "right", "down", "left")
 NODE_LIMIT = 200_000  # states explored per search before giving up
@@ -108,7 +108,7 @@ def _walk(board: Board, start: tuple[int, int]):
     while queue:
         x, y = queue.popleft()
         for move in MOVES:
-            dx, dy = {"up": (0, -1), "right": (1, 0), "down": (0, 1), "left": (-1, 0)}[move]
+            dx, dy = DIRECTIONS[move]
             cell = (x + dx, y + dy)
             if cell in paths or not board.inside(*cell):
                 continue
@@ -152,7 +152,7 @@ def solve_by_pushes(board: Board, max_depth: int) -> list[str] | None:
             return None
         for cell, walk in paths.items():
             for move in MOVES:
-                dx, dy = {"up": (0, -1), "right": (1, 0), "down": (0, 1), "left": (-1, 0)}[move]
+                dx, dy = DIRECTIONS[move]
                 if not current.pushable(current.top(cell[0] + dx, cell[1] + dy)):
                     continue
                 child = clone(current)
