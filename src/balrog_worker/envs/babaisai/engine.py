@@ -19,7 +19,7 @@ stop, push, and object transformations); colour rules are not supported.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Upstream's internal names: objects carry an "f" prefix except baba.
 OBJECTS = ("fball", "fwall", "fdoor", "fkey", "baba")
@@ -36,15 +36,14 @@ ACTIONS = ("idle", "up", "right", "down", "left")
 DIRECTIONS = {"right": (1, 0), "down": (0, 1), "left": (-1, 0), "up": (0, -1)}
 
 
-@dataclass
-class Thing:
+class Thing(NamedTuple):
     """A boundary wall (kind "wall"), an object (kind in OBJECTS) or a rule block (kind
-    rule_object, rule_is or rule_property, with its ``word``)."""
+    rule_object, rule_is or rule_property, with its ``word``). Immutable, so boards can
+    share things (the solver copies boards by their stacks only)."""
 
     kind: str
     color: str = "purple"
     word: str | None = None  # rule blocks: the object or property they name
-    moved: bool = field(default=False, compare=False)
 
     @property
     def is_rule(self) -> bool:
@@ -174,15 +173,16 @@ class Board:
         if action != "idle":
             self.direction = action
             dx, dy = DIRECTIONS[action]
-            for stack in self.cells:
-                if stack and (self.has(stack[-1], "is_agent") or self.has(stack[-1], "is_move")):
-                    stack[-1].moved = False
+            # Each YOU object moves once, scanning row-major over the grid as it changes:
+            # one that moved right or down is met again and skipped (upstream's "moved"
+            # flag). Identity, not equality: two babas are two objects.
+            moved: set[int] = set()
             win = loss = False
-            for index in range(len(self.cells)):  # row-major, as the grid is as it moves
+            for index in range(len(self.cells)):
                 thing = self.cells[index][-1] if self.cells[index] else None
-                if self.has(thing, "is_agent") and not thing.moved:
+                if self.has(thing, "is_agent") and id(thing) not in moved:
                     _, win, loss = self._move(index % self.width, index // self.width, dx, dy)
-                    thing.moved = True
+                    moved.add(id(thing))
             self.won, self.lost = win, loss
             if win:
                 reward, done = 1 - 0.9 * (self.step_count / self.max_steps), True

@@ -9,24 +9,26 @@ shortest winning plan found is cached by state, so following it costs one search
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 
-from balrog_worker.envs.babaisai.engine import DIRECTIONS, Board
+from balrog_worker.envs.babaisai.engine import DIRECTIONS, OBJECTS, Board, Thing
 
 MOVES = ("up", "right", "down", "left")
 NODE_LIMIT = 200_000  # states explored per search before giving up
+UNREACHABLE = 50  # _rule_distance of a board where no win rule can be lined up
 
 _plans: dict[tuple, str] = {}  # state -> the next move of a winning plan from it
 
 
 def state_key(board: Board) -> tuple:
-    return tuple(tuple((t.kind, t.color, t.word) for t in stack) for stack in board.cells)
+    return tuple(map(tuple, board.cells))
 
 
 def clone(board: Board) -> Board:
+    """A board to play on without touching ``board``: things are immutable, so only the
+    stacks are copied."""
     copy = Board.__new__(Board)
     copy.__dict__.update(board.__dict__)
-    copy.cells = [[replace(thing) for thing in stack] for stack in board.cells]
+    copy.cells = [stack.copy() for stack in board.cells]
     return copy
 
 
@@ -122,27 +124,70 @@ def _walk(board: Board, start: tuple[int, int]):
     return paths, None
 
 
+def _rule_distance(board: Board) -> int:
+    """A guess at the pushes still needed before some object is WIN: 0 when one on the
+    board already is; else how many cells the blocks of the nearest possible
+    ``X is win`` (X an object on the board) lie from a line around an "is" block."""
+    blocks: dict[str, list[tuple[int, int]]] = {"is": [], "win": [], "subject": []}
+    present = set()
+    for index, stack in enumerate(board.cells):
+        if not stack:
+            continue
+        top, cell = stack[-1], (index % board.width, index // board.width)
+        if top.kind == "rule_is":
+            blocks["is"].append(cell)
+        elif top.kind == "rule_property" and top.word == "is_goal":
+            blocks["win"].append(cell)
+        elif top.kind == "rule_object":
+            blocks["subject"].append((cell, top.word))
+        elif top.kind in OBJECTS:
+            present.add(top.kind)
+    if any(board.has(Thing(kind), "is_goal") for kind in present):
+        return 0
+
+    def pushes_to(block: tuple[int, int], target: tuple[int, int]) -> int:
+        # A block against the border stays there: nothing can stand beyond it to push
+        # it away (Sokoban's dead lines).
+        for axis, last in ((0, board.width - 2), (1, board.height - 2)):
+            if block[axis] in (1, last) and target[axis] != block[axis]:
+                return UNREACHABLE
+        return abs(block[0] - target[0]) + abs(block[1] - target[1])
+
+    best = UNREACHABLE if blocks["is"] and blocks["win"] else 0
+    for ix, iy in blocks["is"]:
+        for dx, dy in ((1, 0), (0, 1)):
+            for win in blocks["win"]:
+                to_line = pushes_to(win, (ix + dx, iy + dy))
+                for subject, word in blocks["subject"]:
+                    if word in present:
+                        best = min(best, to_line + pushes_to(subject, (ix - dx, iy - dy)))
+    return min(best, UNREACHABLE)
+
+
 def solve_by_pushes(board: Board, max_depth: int) -> list[str] | None:
     """Search over pushes, with walking in between collapsed (as Sokoban solvers do):
     a state is the board without the YOU object plus the region it can walk in. Only
-    for boards with one YOU object; states are expanded in order of moves played."""
+    for boards with one YOU object.
+
+    A best-first search: pushes made plus ``_rule_distance`` (so pushes that bring a win
+    rule together are tried first), then fewer moves. A plan is any within the cap, not
+    always the shortest; the BFS of ``solve`` is there when this one finds none."""
     import heapq
 
     if len(_you_cells(board)) != 1:
         return None
-    start = clone(board)
     counter = 0
-    heap = [(0, counter, start, ())]
+    heap = [(0, 0, 0, counter, clone(board), ())]
     seen = set()
     while heap:
-        _, _, current, path = heapq.heappop(heap)
+        _, pushes, _, _, current, path = heapq.heappop(heap)
         (ax, ay), = _you_cells(current)
         paths, win = _walk(current, (ax, ay))
         if win is not None:
-            plan = [*path, *win]
-            return plan if len(plan) <= max_depth else None
-        agent = current.top(ax, ay)
-        current.lift(ax, ay)
+            if len(path) + len(win) <= max_depth:
+                return [*path, *win]
+            continue
+        agent = current.lift(ax, ay)
         key = (state_key(current), min(paths))
         current.put(ax, ay, agent)
         if key in seen:
@@ -155,17 +200,17 @@ def solve_by_pushes(board: Board, max_depth: int) -> list[str] | None:
                 dx, dy = DIRECTIONS[move]
                 if not current.pushable(current.top(cell[0] + dx, cell[1] + dy)):
                     continue
-                child = clone(current)
-                mover = child.lift(ax, ay)
-                child.put(*cell, mover)
-                reward, done = child.step(move)
                 moves = (*path, *walk, move)
                 if len(moves) > max_depth:
                     continue
+                child = clone(current)
+                child.put(*cell, child.lift(ax, ay))
+                reward, done = child.step(move)
                 if reward > 0:
                     return list(moves)
                 if done or len(_you_cells(child)) != 1:
                     continue
                 counter += 1
-                heapq.heappush(heap, (len(moves), counter, child, moves))
+                estimate = pushes + 1 + _rule_distance(child)
+                heapq.heappush(heap, (estimate, pushes + 1, len(moves), counter, child, moves))
     return None
