@@ -13,6 +13,11 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<82"
 
 # llama-cpp-python compiles llama.cpp from source: 4 to 12 minutes on 2 cores, once.
+# For AVX2, not for the build machine's own CPU: llama.cpp's native build segfaults on
+# the first long prompt on Xeons with AMX (seen here), and a portable build runs on any
+# x86-64 CPU of the last decade. Set CMAKE_ARGS yourself to build otherwise.
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export CMAKE_ARGS
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[local,pipeline,api]"
 	touch $@
