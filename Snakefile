@@ -18,8 +18,13 @@ include: "workflow/rules/report.smk"
 report: "workflow/report/workflow.rst"
 
 
+# The cell summaries are named here too, not only through aggregate: Snakemake looks for
+# the missing output of a job only when a target or a job that must run asks for it, so a
+# new cell in an otherwise finished grid (reports built by `dvc repro`, which leaves
+# Snakemake no record of them) would be "Nothing to be done".
 rule all:
     input:
+        cell_summaries,
         rules.aggregate.output,
         rules.figures.output,
         rules.html_report.output,

@@ -19,10 +19,11 @@ from tests.stubs import StubServer, openai_server
 # Each module with what it may import of the project (besides itself and its package).
 LAYERS = {
     "balrog_worker.vocab": set(),
+    "balrog_worker.secrets": set(),
     "balrog_worker.records": set(),
     "balrog_worker.envs": {"balrog_worker.envs.base"},
     "balrog_worker.config": {"balrog_worker.vocab", "balrog_worker.cells", "balrog_worker.envs",
-                             "balrog_worker.envs.base"},
+                             "balrog_worker.envs.base", "balrog_worker.secrets"},
     "balrog_worker.multigrid.game": {"balrog_worker.envs", "balrog_worker.envs.base",
                                      "balrog_worker.vocab", "balrog_worker.seeding",
                                      "balrog_worker.multigrid"},

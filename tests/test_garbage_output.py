@@ -94,8 +94,12 @@ def test_garbage_answers_are_counted_invalid_actions(agent, tmp_path):
     (episode,) = strict_jsonl(out / "episodes.jsonl")
     assert [s["step"] for s in steps] == list(range(len(answers)))  # one record a step
     readable = VALID_UNDER_BALROGS_RULE.get(agent, set())
+    limit = 16 * 1024  # the default max_answer_chars: 16 a token of max_tokens (1024)
     for record, (name, answer) in zip(steps, GARBAGE.items(), strict=False):
-        assert record["completion"] == well_formed("" if answer == NULL else answer), name
+        text = "" if answer == NULL else answer
+        assert record["completion"] == well_formed(text[:limit]), name
+        assert record["answer_truncated"] is (len(text) > limit), name
+        assert len(record["candidate"]) <= 260, name  # the answer is not stored twice
         assert record["valid"] is (name in readable), name
         assert record["action"] == ("turn left" if name in readable else DEFAULT), name
     assert steps[-1]["valid"] is True and steps[-1]["action"] == "turn left"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,46 @@ def test_snakemake_then_dvc_run_the_grid_and_a_second_repro_does_nothing(project
     assert "up to date" in second.stdout
     shown = sh("dvc", "metrics", "show", cwd=project)
     assert "leaderboard.random.naive.babyai" in shown.stdout
+
+
+def evaluate_jobs(result: subprocess.CompletedProcess) -> int:
+    """How many evaluate jobs Snakemake ran (its job stats table), 0 if none."""
+    found = re.findall(r"^evaluate\s+(\d+)\s*$", result.stdout + result.stderr, re.MULTILINE)
+    return int(found[0]) if found else 0
+
+
+@pytest.mark.slow
+def test_a_grid_grown_after_dvc_repro_runs_exactly_the_new_cells(repo, tmp_path):
+    # Paths with spaces: DVC's commands quote them.
+    paths = {"results": "my results/runs", "reports": "my reports"}
+    babyai = {**SMALL["envs"]["babyai"], "episodes": 1, "max_steps": 4}
+    project = make_project(repo, tmp_path / "project",
+                           {**SMALL, "paths": paths, "envs": {"babyai": babyai}})
+    runs, tables = project / paths["results"], project / paths["reports"] / "tables"
+
+    def with_tasks(*tasks: str) -> str:
+        grid = {**SMALL, "paths": paths, "envs": {"babyai": {**babyai, "tasks": list(tasks)}}}
+        return yaml.safe_dump(grid)
+
+    def summaries() -> dict[str, int]:
+        return {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/summary.json")}
+
+    assert evaluate_jobs(sh("dvc", "repro", cwd=project)) == 2
+    before = summaries()
+    # A config file adding a task: the default target runs that cell alone, then the tables.
+    (project / "bigger.yaml").write_text(with_tasks("goto", "pickup", "open"))
+    result = sh("snakemake", "--cores", "2", "--configfile", "bigger.yaml", cwd=project)
+    assert evaluate_jobs(result) == 1
+    assert summaries().items() >= before.items() and len(summaries()) == 3
+    assert "open" in (tables / "per_task.csv").read_text()
+    # params.yaml itself
+    (project / "params.yaml").write_text(with_tasks("goto", "pickup", "open", "putnext"))
+    assert evaluate_jobs(sh("snakemake", "--cores", "2", cwd=project)) == 1
+    assert "putnext" in (tables / "per_task.csv").read_text()
+    # and dvc repro again
+    before = summaries()
+    (project / "params.yaml").write_text(
+        with_tasks("goto", "pickup", "open", "putnext", "pick_up_seq_go_to"))
+    assert evaluate_jobs(sh("dvc", "repro", cwd=project)) == 1
+    assert summaries().items() >= before.items() and len(summaries()) == 5
+    assert "pick_up_seq_go_to" in (tables / "per_task.csv").read_text()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -43,22 +45,45 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
+    from balrog_worker.clients.cache import CacheError
     from balrog_worker.clients.vllm_server import ServerError
     from balrog_worker.clients.weights import WeightsError
     from balrog_worker.config import ConfigError
-    from balrog_worker.store import StoreError
+    from balrog_worker.secrets import redact
+    from balrog_worker.store import DiskFull, StoreError
 
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return args.handler(args)
-    except (UsageError, ConfigError, StoreError, WeightsError) as error:
-        print(f"balrog-worker: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ServerError as error:  # a model server this run had to start did not come up
-        print(f"balrog-worker: error: {error}", file=sys.stderr)
+    # A full disk, a damaged cache, a server that did not come up: the machine's fault,
+    # not the input's.
+    except (DiskFull, CacheError, ServerError) as error:
+        print(f"balrog-worker: error: {redact(str(error))}", file=sys.stderr)
         return 1
+    except (UsageError, ConfigError, StoreError, WeightsError) as error:
+        print(f"balrog-worker: error: {redact(str(error))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Terminated:
+        print("balrog-worker: terminated (SIGTERM); finished episodes are kept, a rerun "
+              "goes on from them", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("balrog-worker: interrupted; finished episodes are kept", file=sys.stderr)
+        print("balrog-worker: interrupted; finished episodes are kept, a rerun goes on "
+              "from them", file=sys.stderr)
         return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (episodes in flight stop, nothing committed is
+    touched), and reported as itself."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,11 +181,29 @@ def cmd_validate(args) -> int:
     from balrog_worker.config import load_params
 
     params = load_params(args.params)
+    _check_dvc_can_read(Path(args.params))
     cells = params.cells()
     if args.cells:
         print("\n".join(cell.slug for cell in cells))
     print(f"{args.params}: valid, {len(cells)} cells", file=sys.stderr)
     return 0
+
+
+def _check_dvc_can_read(path: Path) -> None:
+    """dvc.yaml takes its paths from the params.yaml beside it (DVC's templating), which
+    Snakemake would default: refuse a params.yaml that `dvc repro` could not render."""
+    import yaml
+
+    from balrog_worker.config import ConfigError
+
+    if path.name != "params.yaml" or not (path.parent / "dvc.yaml").is_file():
+        return
+    paths = (yaml.safe_load(path.read_text()) or {}).get("paths") or {}
+    missing = [f"paths.{key}" for key in ("results", "reports") if key not in paths]
+    if missing:
+        raise ConfigError(f"{path}: no {' or '.join(missing)}: dvc.yaml beside it reads them "
+                          "from this file, so `dvc repro` cannot run (add paths: {results: "
+                          "results/runs, reports: reports})")
 
 
 def _params_for_run(path: Path | None):
@@ -185,7 +228,7 @@ def cmd_run(args) -> int:
     from balrog_worker.telemetry import RecordStream
 
     config = _config_from_file(args) if args.config else _config_from_flags(args)
-    preflight(config.model)
+    preflight(config.model, config.cache)
     stream = RecordStream.take_stdout() if args.emit_jsonl else None
     report = run_cell(config, args.out, stream=stream)
     aggregate = report.summary["aggregate"]
@@ -265,7 +308,7 @@ def cmd_serve(args) -> int:
     from balrog_worker.telemetry import RecordStream
 
     stream = RecordStream.take_stdout()  # stdout carries the answers only
-    return serve(sys.stdin, stream.out)
+    return serve(sys.stdin.buffer, stream.out)
 
 
 def cmd_aggregate(args) -> int:

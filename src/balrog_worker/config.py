@@ -19,6 +19,7 @@ import yaml
 
 from balrog_worker import envs
 from balrog_worker.cells import Cell, slugify
+from balrog_worker.secrets import looks_like_key, redact, url_has_credentials
 from balrog_worker.vocab import (
     AGENT_TYPES,
     ANSWER_PARSING,
@@ -33,7 +34,11 @@ from balrog_worker.vocab import (
 
 
 class ConfigError(ValueError):
-    """Bad user input; the message is one line naming what is wrong."""
+    """Bad user input; the message is one line naming what is wrong, and never a key
+    (a key pasted into the wrong field is hidden before anyone prints the message)."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class ModelSpec:
     constrain_actions: bool = False  # force answers into the valid actions (grammar)
     price: Price | None = None
     serve: VLLMServe | None = None  # vllm: start the server in the job
+    # Longest answer kept (default: 16 characters per token of max_tokens, four times
+    # what a token holds); a longer one is cut and its step flagged answer_truncated.
+    max_answer_chars: int | None = None
 
     def __post_init__(self):
         if self.serve is None:
@@ -111,9 +119,18 @@ class ModelSpec:
     def identity(self) -> dict:
         """What decides the model's answers. Operational settings (timeout, retries,
         concurrency, threads, server address) may change between runs of one cell."""
-        return {"name": self.name, "backend": self.backend, "model": self.model,
-                "generation": asdict(self.generation),
-                "constrain_actions": self.constrain_actions}
+        identity = {"name": self.name, "backend": self.backend, "model": self.model,
+                    "generation": asdict(self.generation),
+                    "constrain_actions": self.constrain_actions}
+        if self.max_answer_chars is not None:  # cached answers are cut to it
+            identity["max_answer_chars"] = self.max_answer_chars
+        return identity
+
+    @property
+    def answer_limit(self) -> int:
+        """Characters of an answer kept; a response body may be 8 times that plus 1 MiB
+        (JSON escapes, usage, reasoning) before it is no longer read."""
+        return self.max_answer_chars or 16 * self.generation.max_tokens
 
 
 @dataclass(frozen=True)
@@ -593,11 +610,23 @@ def _plain_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     if error.validator == "pattern" and "description" in error.schema:
-        return f"{error.instance!r} is not a valid name: {error.schema['description'].strip()}"
+        # Values of fields that hold URLs or variable names are not repeated: a key is
+        # what gets pasted there by mistake.
+        shown = ("the value" if error.schema.get("x-hide-value") or looks_like_key(
+            str(error.instance)) else repr(error.instance))
+        what = error.schema.get("title", "name")
+        return f"{shown} is not a valid {what}: {' '.join(error.schema['description'].split())}"
+    if looks_like_key(str(error.instance)):
+        return "the value is not valid here (not shown: it looks like a key)"
     return error.message.splitlines()[0]
 
 
 def _model_spec(name: str, spec: dict, prices: dict[str, Price] | None = None) -> ModelSpec:
+    # Both are written into every record: no key may ride in them.
+    if looks_like_key(str(spec.get("model", ""))) or url_has_credentials(
+            str(spec.get("base_url", ""))):
+        raise ConfigError(f"models.{name}: its model or base_url holds a key (not shown); "
+                          "keys go in an environment variable named by api_key_env")
     generation = Generation(**spec.get("generation", {}))
     price = spec.get("price")
     if isinstance(price, dict):

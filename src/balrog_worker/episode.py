@@ -21,7 +21,13 @@ from balrog_worker.clients.base import Client, Completion
 from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig, ModelSpec
 from balrog_worker.envs.base import Observation, PlayerGame
-from balrog_worker.records import CellKeys, EpisodeRecord, StepRecord, Usage
+from balrog_worker.records import (
+    CellKeys,
+    EpisodeRecord,
+    StepRecord,
+    Usage,
+    recorded_candidate,
+)
 from balrog_worker.seeding import derive_seed
 
 
@@ -183,9 +189,11 @@ class Episode:
                 keys=self.settings.keys, episode_index=self.settings.index,
                 step=self.step_index, agent_id=player, observation=decision.shown,
                 completion=completion.text, reasoning=decision.reasoning,
-                candidate=decision.candidate, action=played[player], valid=valid[player],
-                reward=reward, terminated=turn.terminated, truncated=turn.truncated,
-                usage=usage, latency_s=round(completion.latency_s, 6))
+                candidate=recorded_candidate(decision.candidate), action=played[player],
+                valid=valid[player], reward=reward, terminated=turn.terminated,
+                truncated=turn.truncated, usage=usage,
+                latency_s=round(completion.latency_s, 6),
+                answer_truncated=completion.truncated)
             records.append(record)
             if self._on_step:
                 self._on_step(record.to_dict())

@@ -34,6 +34,7 @@ from balrog_worker.config import (
     Generation,
     ModelSpec,
 )
+from balrog_worker.secrets import looks_like_key, url_has_credentials
 from balrog_worker.store import json_line
 from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
 
@@ -150,6 +151,11 @@ def cell_config(settings: dict) -> CellConfig:
         key_variable = ARGV_KEY_VARIABLE
     base_url = settings.get("base_url") or {"openrouter": OPENROUTER_URL,
                                              "vllm": VLLM_URL}.get(client)
+    if base_url and (url_has_credentials(base_url) or looks_like_key(base_url)):
+        raise ConfigError("--base-url: holds credentials (not shown); give the key with "
+                          "--api-key or its provider's variable")
+    if looks_like_key(settings["model_id"] or ""):
+        raise ConfigError("--model-id: holds an API key (not shown)")
     agent_type = settings["agent_type"]
     if agent_type == "dummy":  # MOSAIC's dummy agent asks no model
         model = ModelSpec(name="random", backend="random")
@@ -269,7 +275,7 @@ def main(argv: list[str]) -> int:
         config = cell_config(settings)
         from balrog_worker.clients import preflight
 
-        preflight(config.model)
+        preflight(config.model, config.cache)
     except ConfigError as error:
         out.write(error_event(run_id, str(error)))
         out.flush()

@@ -67,9 +67,21 @@ class StepRecord:
     truncated: bool
     usage: Usage
     latency_s: float
+    answer_truncated: bool = False  # the answer passed max_answer_chars and was cut
 
     def to_dict(self) -> dict:
         return _flat(self)
+
+
+CANDIDATE_CHARS = 256  # no action name is longer; an invalid answer is in `completion`
+
+
+def recorded_candidate(candidate: str) -> str:
+    """The candidate as a step record keeps it: an invalid answer is often the whole
+    completion, which the record holds already, so it is not stored twice."""
+    if len(candidate) <= CANDIDATE_CHARS:
+        return candidate
+    return candidate[:CANDIDATE_CHARS] + "..."
 
 
 @dataclass(frozen=True)

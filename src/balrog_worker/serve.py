@@ -21,7 +21,7 @@ A bad command gets ``{"ok": false, "error": "..."}`` and the session goes on.
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from balrog_worker import envs
 from balrog_worker.clients import make_client, preflight
@@ -52,7 +52,7 @@ class Session:
         from balrog_worker.worker_config import mosaic_cell_config
 
         config = mosaic_cell_config(command.get("config") or {}, source="init config")
-        preflight(config.model)
+        preflight(config.model, config.cache)
         self.close()
         self.config = config
         self.client = make_client(config.model, config.cache)
@@ -143,10 +143,19 @@ class Session:
             self.client.close()
 
 
-def serve(stdin: TextIO, stdout: TextIO) -> int:
+def serve(stdin: BinaryIO | TextIO, stdout: TextIO) -> int:
+    """Answer each command line of ``stdin`` until ``stop`` or its end. Read it as bytes
+    (a binary stream): a line that is not UTF-8 then gets an error answer, whatever the
+    locale, instead of ending the session."""
     session = Session()
     try:
-        for line in stdin:
+        for raw in stdin:
+            try:
+                line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            except UnicodeDecodeError as error:
+                _answer(stdout, {"ok": False, "error": f"the command is not UTF-8 text "
+                                 f"({error.reason} at byte {error.start})"})
+                continue
             if not line.strip():
                 continue
             try:

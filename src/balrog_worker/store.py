@@ -12,11 +12,13 @@ fsynced) after all of its step lines. So after a crash at any moment:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,25 @@ LOCK = ".lock"
 
 class StoreError(RuntimeError):
     pass
+
+
+class DiskFull(StoreError):
+    """A write found no space left; what was committed before it is intact."""
+
+
+@contextmanager
+def _writing(path: Path, partial: Path | None = None):
+    """Turn a full disk while writing ``path`` into one line saying so (and remove the
+    half-written ``partial``); other errors pass through."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        raise DiskFull(f"{path}: no space left on the device; finished episodes are kept "
+                       "(free some space and rerun to go on)") from None
 
 
 def read_jsonl(path: Path) -> tuple[list[dict], int]:
@@ -117,8 +138,9 @@ class CellStore:
                 )
             return
         partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(partial, path)
+        with _writing(path, partial):
+            partial.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            os.replace(partial, path)
 
     def completed(self) -> dict[int, dict]:
         """Recover from any interruption and return the committed episodes by index."""
@@ -146,18 +168,21 @@ class CellStore:
     def _rewrite(self, name: str, records) -> None:
         target = self.dir / name
         partial = target.with_suffix(".rewrite")
-        with open(partial, "wb") as out:
-            out.writelines(_dumps(r) for r in records)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
+        with _writing(target, partial):
+            with open(partial, "wb") as out:
+                out.writelines(_dumps(r) for r in records)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
 
     def commit(self, steps: list[dict], episode: dict) -> None:
         """Append one episode: its steps, then the episode line that commits them."""
         with self._write_lock:
             payloads = ((STEPS, b"".join(map(_dumps, steps))), (EPISODES, _dumps(episode)))
             for name, payload in payloads:
-                with open(self.dir / name, "ab") as out:
+                # A step line cut short by a full disk is dropped on the next run, with
+                # the episode it belongs to (it has no episode line yet).
+                with _writing(self.dir / name), open(self.dir / name, "ab") as out:
                     out.write(payload)
                     out.flush()
                     os.fsync(out.fileno())
@@ -165,5 +190,6 @@ class CellStore:
     def write_summary(self, summary: dict) -> None:
         target = self.dir / SUMMARY
         partial = target.with_suffix(".partial")
-        partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        os.replace(partial, target)
+        with _writing(target, partial):
+            partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+            os.replace(partial, target)

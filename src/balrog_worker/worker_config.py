@@ -23,6 +23,7 @@ from balrog_worker.config import (
     ModelSpec,
     check_schema,
 )
+from balrog_worker.secrets import looks_like_key
 from balrog_worker.vocab import (
     COORDINATION_LEVELS,
     DEFAULT_PARALLEL_EPISODES,
@@ -49,7 +50,9 @@ MOSAIC_SCHEMA = {
         "history_window": {"type": "integer", "minimum": 0, "maximum": 1000},
         "parallel_workers": {"type": "integer", "minimum": 1, "maximum": 1024},
         "seed": {"type": "integer", "minimum": 0},
-        "base_url": {"type": "string", "pattern": "^https?://"},
+        "base_url": {"type": "string", "pattern": "^https?://[^/@]*(/|$)", "title": "base_url",
+                     "description": "an http(s) URL without user:key@ credentials",
+                     "x-hide-value": True},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "max_tokens": {"type": "integer", "minimum": 1},
         "coordination_level": {"enum": list(COORDINATION_LEVELS)},
@@ -67,6 +70,9 @@ def is_mosaic_config(data: object) -> bool:
 def mosaic_cell_config(data: dict, source: str = "cell config") -> CellConfig:
     """A CellConfig from MOSAIC's JSON shape, or ConfigError naming the bad field."""
     check_schema(data, MOSAIC_SCHEMA, source)
+    for key in ("model", "base_url"):  # both are written into every record
+        if looks_like_key(str(data.get(key, ""))):
+            raise ConfigError(f"{source}: {key}: holds an API key (not shown)")
     env, _, task = data["environment"].partition("/")
     env, task = envs.resolve_alias(env, task or data.get("task"))
     if not task:

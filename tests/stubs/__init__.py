@@ -2,7 +2,9 @@
 
 A ``StubServer`` answers every POST with the next behaviour of its script (then "ok"
 forever): a normal completion, a 429 with Retry-After, a 500, a hang past the client's
-timeout, a dropped connection, a malformed body, or an empty completion. It records
+timeout, a dropped connection, a malformed body, an empty completion, or a drip (the
+headers at once, then the body one byte every ``drip_s``; endlessly, chunked, for
+"endless_drip"). It records
 every request (path, headers, JSON body, the behaviour it got and when it arrived) so
 tests can assert what the SDK sent. After the script, a ``FaultSchedule`` may inject
 seeded random faults instead of answering "ok" forever. Providers differ only in
@@ -20,7 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BEHAVIOURS = ("ok", "429", "500", "hang", "drop", "malformed", "empty", "400", "401")
+BEHAVIOURS = ("ok", "429", "500", "hang", "drop", "malformed", "empty", "400", "401",
+              "drip", "endless_drip")
 # The faults a client should survive by retrying.
 TRANSIENT_FAULTS = ("429", "500", "hang", "drop", "malformed", "empty")
 
@@ -62,12 +65,14 @@ class StubServer:
                  error_body: Callable[[int, str], dict], *, answer: str = "go forward",
                  script: list[str] | None = None, hang_s: float = 5.0,
                  answer_fn: Callable[[dict], str] | None = None,
-                 faults: FaultSchedule | None = None, retry_after: str = "0"):
+                 faults: FaultSchedule | None = None, retry_after: str = "0",
+                 drip_s: float = 0.5):
         self.ok_body, self.error_body = ok_body, error_body
         self.answer, self.answer_fn = answer, answer_fn
         self.script = list(script or [])
         self.faults = faults  # after the script; None: "ok" forever
         self.hang_s = hang_s
+        self.drip_s = drip_s
         self.retry_after = retry_after  # the Retry-After header of a 429
         self.requests: list[dict] = []
         self._lock = threading.Lock()
@@ -126,6 +131,29 @@ class StubServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _drip(self, behaviour: str, body: dict) -> None:
+                """Headers now, then one byte at a time, until the client hangs up."""
+                payload = json.dumps(stub.ok_body(body, stub.answer, self.path)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if behaviour == "drip":
+                    self.send_header("Content-Length", str(len(payload)))
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for index in range(10**9):
+                        time.sleep(stub.drip_s)
+                        if behaviour == "drip":
+                            if index >= len(payload):
+                                return
+                            self.wfile.write(payload[index:index + 1])
+                        else:
+                            self.wfile.write(b"1\r\n \r\n")  # whitespace, forever
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -141,6 +169,9 @@ class StubServer:
                 if behaviour == "hang":
                     time.sleep(stub.hang_s)
                     behaviour = "ok"  # if the client is still there, answer late
+                if behaviour in ("drip", "endless_drip"):
+                    self._drip(behaviour, body)
+                    return
                 if behaviour == "drop":
                     self.close_connection = True
                     self.connection.close()

@@ -26,17 +26,21 @@ def make_client(spec: ModelSpec, cache_mode: str = "on") -> Client:
     """A ready client for ``spec`` (behind the response cache unless ``cache_mode`` is
     off or the backend is a baseline); fails here, before any episode, on a bad spec or a
     missing key."""
-    client = _backend(spec)
     if spec.backend in BASELINES or cache_mode == "off":
-        return client
-    from balrog_worker.clients.cache import CachedClient, ResponseCache
+        return _backend(spec)
+    from balrog_worker.clients.cache import CachedClient, open_cache
 
-    return CachedClient(client, spec.identity(), ResponseCache(), cache_mode)
+    cache = open_cache(cache_mode)  # a damaged file stops the run before the model loads
+    return CachedClient(_backend(spec), spec.identity(), cache, cache_mode)
 
 
-def preflight(spec: ModelSpec) -> None:
+def preflight(spec: ModelSpec, cache_mode: str = "off") -> None:
     """Fail now, before anything is written, if ``spec``'s backend cannot work here: its
-    SDK is missing or its key is not set."""
+    SDK is missing, its key is not set, or the response cache it would use is damaged."""
+    if spec.backend not in BASELINES and cache_mode != "off":
+        from balrog_worker.clients.cache import open_cache
+
+        open_cache(cache_mode).close()
     if spec.backend not in API_BACKENDS:
         return
     _client_class(spec)

@@ -31,6 +31,7 @@ from balrog_worker.clients.errors import (
     RateLimitError,
     TransientModelError,
 )
+from balrog_worker.clients.http import http_client
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
 from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import Generation, ModelSpec
@@ -154,6 +155,7 @@ class AnthropicClient(APIClient):
             base_url=spec.base_url,
             timeout=spec.timeout_s,
             max_retries=0,
+            http_client=http_client(),
         )
 
     def _call(self, request: Request) -> Completion:

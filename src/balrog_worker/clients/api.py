@@ -10,7 +10,8 @@ from abc import abstractmethod
 from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Message, Request
-from balrog_worker.clients.errors import FatalModelError, register_secret
+from balrog_worker.clients.errors import FatalModelError, TransientModelError, register_secret
+from balrog_worker.clients.http import BodyTooLarge, DeadlinePassed, within_deadline
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
 
@@ -70,10 +71,31 @@ class APIClient(Client):
     def complete(self, request: Request) -> Completion:
         with self._slots:
             start = time.perf_counter()
-            completion, retries = call_with_retries(lambda: self._call(request), self.policy)
+            completion, retries = call_with_retries(lambda: self._attempt(request),
+                                                    self.policy)
             latency = time.perf_counter() - start
-        return replace(completion, text=well_formed(completion.text), latency_s=latency,
+        text, limit = completion.text, self.spec.answer_limit
+        if len(text) > limit:
+            completion = replace(completion, truncated=True)
+            text = text[:limit]
+        return replace(completion, text=well_formed(text), latency_s=latency,
                        retries=retries)
+
+    def _attempt(self, request: Request) -> Completion:
+        """One attempt within the wall-clock deadline (``timeout_s``), its response body
+        read up to the size cap."""
+        try:
+            return within_deadline(lambda: self._call(request), self.spec.timeout_s,
+                                   8 * self.spec.answer_limit + (1 << 20))
+        except DeadlinePassed:
+            raise TransientModelError(
+                f"model {self.spec.name!r} ({self.spec.backend}): no complete answer within "
+                f"{self.spec.timeout_s:g} s") from None
+        except BodyTooLarge:
+            # The server sent more than any answer within max_tokens can be: an empty
+            # (invalid) answer, flagged; the call was made, so it counts.
+            return Completion(text="", output_tokens=self.spec.generation.max_tokens,
+                              truncated=True)
 
     @abstractmethod
     def _call(self, request: Request) -> Completion:

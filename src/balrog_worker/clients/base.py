@@ -41,6 +41,9 @@ class Completion:
     # An action chosen by a policy (the random and scripted baselines), not text for the
     # agent to read: answer parsing rules apply to models only.
     verbatim: bool = False
+    # The answer was longer than the model's max_answer_chars and was cut (or its body
+    # was too large to read, and the text is empty).
+    truncated: bool = False
 
 
 class Client(ABC):

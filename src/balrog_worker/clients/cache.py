@@ -7,12 +7,18 @@ constrained, the valid actions. The store
 is one SQLite file in write-ahead-log mode, which many processes (parallel Snakemake
 jobs) read and write at once; a write is a transaction, so an interrupted one leaves the
 file as it was.
+
+
+A cache fault never costs an episode: a file that cannot be opened stops the run before
+any work with one line naming it; one that fails later (damaged pages, a full disk) is
+reported once and the run carries on without it, every call still made and counted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import sqlite3
 import threading
@@ -23,13 +29,25 @@ from pathlib import Path
 from balrog_worker.cachedir import cache_root
 from balrog_worker.clients.base import Client, Completion, Request
 
+log = logging.getLogger(__name__)
+
 MODES = ("on", "off", "refresh")  # refresh: call the model and overwrite the entry
 _SCHEMA = "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT, " \
           "created REAL)"
 
 
+class CacheError(RuntimeError):
+    """The response cache file cannot be used; the message says which and what to do."""
+
+
 def default_path() -> Path:
     return cache_root() / "responses.sqlite"
+
+
+def _damaged(path: Path, error: Exception) -> str:
+    return (f"the response cache {path} is damaged ({error}): move it aside (a new one is "
+            "made), or run with --cache off, or --cache refresh to set it aside and start "
+            "a new one")
 
 
 class ResponseCache:
@@ -39,20 +57,36 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=60000")
         deadline = time.monotonic() + 60
         while True:
             try:
+                self._db.execute("PRAGMA busy_timeout=60000")
                 # Turning a new file to WAL does not wait out the busy timeout: jobs that
                 # create the cache at the same moment get "database is locked" and retry.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(_SCHEMA)
+                self._db.execute("SELECT key, completion FROM responses LIMIT 1").fetchall()
                 break
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     self._db.close()
-                    raise
+                    raise CacheError(_damaged(self.path, error)) from None
                 time.sleep(random.uniform(0.005, 0.05))
+            except sqlite3.DatabaseError as error:  # not a database, or malformed
+                self._db.close()
+                raise CacheError(_damaged(self.path, error)) from None
+
+    @classmethod
+    def set_aside(cls, path: Path | None = None) -> Path | None:
+        """Rename a damaged cache file (and its WAL files) out of the way; where to."""
+        path = path or default_path()
+        if not path.exists():
+            return None
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        path.rename(aside)
+        return aside
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
@@ -67,6 +101,22 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def open_cache(mode: str, path: Path | None = None) -> ResponseCache | None:
+    """The cache for ``mode`` (None when off). A damaged file stops here with CacheError,
+    before any work; ``refresh`` sets it aside and starts a new one instead."""
+    if mode == "off":
+        return None
+    try:
+        return ResponseCache(path)
+    except CacheError:
+        if mode != "refresh":
+            raise
+        aside = ResponseCache.set_aside(path)
+        log.warning("the response cache was damaged; set aside as %s, starting a new one",
+                    aside)
+        return ResponseCache(path)
 
 
 def request_key(identity: dict, request: Request) -> str:
@@ -91,11 +141,12 @@ class CachedClient(Client):
         self.inner, self.identity, self.cache, self.mode = inner, identity, cache, mode
         self.max_concurrency = inner.max_concurrency
         self.hits = self.calls = 0
+        self.broken = False  # set on the first cache fault: the run goes on without it
         self._count = threading.Lock()
 
     def complete(self, request: Request) -> Completion:
         key = request_key(self.identity, request)
-        if self.mode == "on" and (cached := self.cache.get(key)) is not None:
+        if self.mode == "on" and (cached := self._read(key)) is not None:
             with self._count:
                 self.hits += 1
             return cached
@@ -103,8 +154,39 @@ class CachedClient(Client):
         with self._count:
             self.calls += 1
         if self.mode != "off":
-            self.cache.put(key, completion)
+            self._write(key, completion)
         return completion
+
+    def _read(self, key: str) -> Completion | None:
+        if self.broken:
+            return None
+        try:
+            return self.cache.get(key)
+        except (sqlite3.Error, OSError, ValueError, TypeError) as error:
+            self._give_up(error)
+            return None
+
+    def _write(self, key: str, completion: Completion) -> None:
+        if self.broken:
+            return
+        try:
+            self.cache.put(key, completion)
+        except (sqlite3.Error, OSError) as error:
+            self._give_up(error)
+
+    def _give_up(self, error: Exception) -> None:
+        """Carry on without the cache, saying so once: the answers are still the
+        model's, only no longer kept or reused."""
+        with self._count:
+            if self.broken:
+                return
+            self.broken = True
+        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+            log.warning("the response cache %s cannot be written (disk full): this run goes "
+                        "on without it; every call is still made and counted", self.cache.path)
+        else:
+            log.warning("%s; this run goes on without it, every call made and counted",
+                        _damaged(self.cache.path, error))
 
     def close(self) -> None:
         self.inner.close()

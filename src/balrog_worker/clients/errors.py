@@ -7,7 +7,7 @@ fatal ones (bad key, bad request, prompt too long) are not.
 
 from __future__ import annotations
 
-import os
+from balrog_worker.secrets import SECRET_VARIABLES, redact, register_secret
 
 
 class ModelError(Exception):
@@ -49,26 +49,14 @@ class RetriesExhausted(ModelError):
         self.attempts = attempts
 
 
-# Environment variables whose values must never be written anywhere.
-SECRET_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
-                    "VLLM_API_KEY", "HF_TOKEN")
-
-
-# Keys read from other variables (a model's ``api_key_env``), registered as they are read.
-_registered: set[str] = set()
-
-
-def register_secret(value: str) -> None:
-    """Have ``redact`` hide ``value`` too."""
-    if len(value) >= 4:
-        _registered.add(value)
-
-
-def redact(text: str) -> str:
-    """``text`` with every key replaced by '***': the value of each secret variable set
-    here and each registered key."""
-    values = {os.environ.get(name) or "" for name in SECRET_VARIABLES} | _registered
-    for value in sorted(values, key=len, reverse=True):  # a key inside another: the longer
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+# Keys are kept out of messages by the package's one redaction (``balrog_worker.secrets``).
+__all__ = [
+    "SECRET_VARIABLES",
+    "FatalModelError",
+    "ModelError",
+    "RateLimitError",
+    "RetriesExhausted",
+    "TransientModelError",
+    "redact",
+    "register_secret",
+]

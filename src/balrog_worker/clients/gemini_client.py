@@ -33,6 +33,7 @@ from balrog_worker.clients.errors import (
     RateLimitError,
     TransientModelError,
 )
+from balrog_worker.clients.http import http_client
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, check_png
 from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import ModelSpec
@@ -123,7 +124,7 @@ class GeminiClient(APIClient):
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         options = types.HttpOptions(timeout=max(1, math.ceil(spec.timeout_s * 1000)),
-                                    retry_options=None)
+                                    retry_options=None, httpx_client=http_client())
         if spec.base_url:
             options.base_url = spec.base_url
         # vertexai=False explicitly: GOOGLE_GENAI_USE_VERTEXAI in the environment must not

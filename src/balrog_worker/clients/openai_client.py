@@ -30,6 +30,7 @@ from balrog_worker.clients.errors import (
     TransientModelError,
 )
 from balrog_worker.clients.grammar import actions_grammar
+from balrog_worker.clients.http import http_client
 from balrog_worker.clients.images import PNG_MEDIA_TYPE, png_base64
 from balrog_worker.clients.retry import retry_after_seconds
 from balrog_worker.config import ConfigError, ModelSpec
@@ -73,7 +74,8 @@ class OpenAIClient(APIClient):
         self._openai = openai
         self._response_type = ChatCompletion
         self._sdk = openai.OpenAI(api_key=self._key, base_url=spec.base_url,
-                                  timeout=spec.timeout_s, max_retries=0)
+                                  timeout=spec.timeout_s, max_retries=0,
+                                  http_client=http_client())
         self._settings = self._fixed_arguments(spec)
 
     @staticmethod
