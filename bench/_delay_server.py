@@ -26,6 +26,7 @@ class DelayServer:
         self.delay = delay
         self.answer = answer
         self.requests = 0
+        self.largest_request = 0  # bytes of the largest request body received
         words = len(answer.split())
         self.body = json.dumps({
             "id": "chatcmpl-delay", "object": "chat.completion", "created": 1_700_000_000,
@@ -53,12 +54,14 @@ class DelayServer:
                         close = value.strip().lower() == b"close"
                 if length:
                     await reader.readexactly(length)
+                    self.largest_request = max(self.largest_request, length)
                 if method == b"POST":
                     self.requests += 1
                     await asyncio.sleep(self.delay)
                     body = self.body
                 else:
-                    body = json.dumps({"requests": self.requests}).encode()
+                    body = json.dumps({"requests": self.requests,
+                                       "largest_request": self.largest_request}).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
                 await writer.drain()
@@ -80,9 +83,9 @@ class DelayServer:
 class DelayServerProcess:
     """The server in a child process, for ``with``: ``url`` is its ``/v1`` base URL."""
 
-    def __init__(self, delay: float = 0.2, answer: str = "turn left"):
+    def __init__(self, delay: float = 0.2, answer: str = "turn left", repeat: int = 1):
         self._args = [sys.executable, str(Path(__file__)), "--delay", str(delay),
-                      "--answer", answer]
+                      "--answer", answer, "--repeat", str(repeat)]
 
     def __enter__(self) -> DelayServerProcess:
         self._process = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
@@ -92,10 +95,14 @@ class DelayServerProcess:
 
     def requests(self) -> int:
         """Chat completions served so far."""
+        return self.stats()["requests"]
+
+    def stats(self) -> dict:
+        """``requests`` served so far and ``largest_request`` (bytes of a body)."""
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats") as response:
-            return json.loads(response.read())["requests"]
+            return json.loads(response.read())
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server process has used so far."""
@@ -111,8 +118,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--delay", type=float, default=0.2, help="seconds before each answer")
     parser.add_argument("--answer", default="turn left", help="the text of every answer")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="the answer is --answer this many times (10 MB answers)")
     args = parser.parse_args()
-    asyncio.run(DelayServer(args.delay, args.answer).serve())  # until terminated
+    asyncio.run(DelayServer(args.delay, args.answer * args.repeat).serve())  # until killed
 
 
 if __name__ == "__main__":
