@@ -122,3 +122,18 @@ def test_notebook_rebuilds_the_same_tables_and_shows_the_figures(pipeline, repo,
         ours = pl.read_csv(tmp_path / "nb_reports" / "tables" / f"{name}.csv")
         theirs = pl.read_csv(pipeline / "reports" / "tables" / f"{name}.csv")
         assert ours.equals(theirs), name
+
+
+def test_the_page_shows_each_cells_episodes_and_links_the_viewer(pipeline, tmp_path):
+    reports = pipeline / "reports"
+    viewer = reports / "viewer"
+    cells = sorted(p.name for p in (pipeline / "results" / "runs").iterdir())
+    assert (viewer / "index.html").is_file()
+    assert sorted(p.name for p in (viewer / "data" / "cells").iterdir()) == cells
+    dom = browse(reports / "index.html", tmp_path, "--dump-dom").stdout
+    assert 'href="viewer/index.html"' in dom
+    shown = re.search(r'data-animations-shown="(\d+)"', dom)
+    expected = len(re.findall(r'<img class="animation"', dom))
+    assert shown and int(shown.group(1)) == expected >= len(cells)  # every one decoded
+    for cell in cells:
+        assert f"<h3>{cell}</h3>" in dom

@@ -152,7 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="directory holding tables/ and figures/ (default: reports)")
     report.add_argument("--out", type=Path, default=None,
                         help="the page to write (default: REPORTS/index.html)")
+    report.add_argument("--results", type=Path, default=None,
+                        help="the cells' records: also write the episode viewer and each "
+                        "cell's best and worst episode as animations (REPORTS/viewer)")
     report.set_defaults(handler=cmd_report)
+
+    view = sub.add_parser("view", help="browse a results tree and watch its episodes")
+    view.add_argument("results", type=Path, nargs="?", default=Path("results/runs"),
+                      help="directory holding cell directories (default: results/runs)")
+    view.add_argument("--port", type=int, default=8765, help="0: any free port (8765)")
+    view.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (127.0.0.1: this machine only)")
+    view.set_defaults(handler=cmd_view)
+
+    replay = sub.add_parser("replay", help="replay a recorded episode: check it against its "
+                            "records, and write it as an animation")
+    replay.add_argument("cell", type=Path, help="a cell's results directory")
+    replay.add_argument("--episode", type=int, default=0, help="episode index (0)")
+    replay.add_argument("--out", type=Path, default=None,
+                        help="write an animation here (.gif or .webp)")
+    replay.set_defaults(handler=cmd_replay)
     return parser
 
 
@@ -335,11 +354,56 @@ def cmd_figures(args) -> int:
 def cmd_report(args) -> int:
     from balrog_worker.analysis.report import write_report
 
+    if args.results is not None and not args.results.is_dir():
+        raise UsageError(f"--results {args.results}: no such directory")
     try:
-        page = write_report(args.reports, args.out or args.reports / "index.html")
+        page = write_report(args.reports, args.out or args.reports / "index.html",
+                            results=args.results)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
     log.info("wrote %s", page)
+    return 0
+
+
+def cmd_view(args) -> int:
+    from balrog_worker.viewer import serve
+
+    if not args.results.is_dir():
+        raise UsageError(f"{args.results}: no such directory (give the results directory "
+                         "holding the cells, e.g. results/runs)")
+    try:
+        server = serve(args.results, args.port, args.host)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    host, port = server.server_address[:2]
+    log.info("viewing %s at http://%s:%d/ (Ctrl-C to stop)", args.results, host, port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from balrog_worker.replay import Replay, ReplayError, write_animation
+
+    try:
+        replay = Replay(args.cell, args.episode)
+        if args.out is not None:
+            frames, mismatches = write_animation(replay, args.out)
+            log.info("wrote %s: %d frames", args.out, frames)
+        else:
+            mismatches = replay.check()
+    except ReplayError as error:
+        raise UsageError(str(error)) from None
+    for line in mismatches:
+        print(f"mismatch: {line}", file=sys.stderr)
+    if mismatches:
+        print(f"balrog-worker: episode {args.episode} of {args.cell} does not replay as "
+              f"recorded ({len(mismatches)} differences)", file=sys.stderr)
+        return 1
+    log.info("episode %d of %s replays exactly as recorded (%d steps)", args.episode,
+             args.cell, replay.episode["num_steps"])
     return 0
 
 

@@ -27,19 +27,24 @@ rule figures:
         " > {log:q} 2>&1"
 
 
+# The page, and beside it the episode viewer (reports/viewer: every cell, its episodes,
+# frames replayed from the records) with each cell's best and worst episode animated.
 rule html_report:
     input:
         rules.aggregate.output,
         rules.figures.output,
+        cell_summaries,
     output:
-        f"{REPORTS}/index.html",
+        page=f"{REPORTS}/index.html",
+        viewer=directory(f"{REPORTS}/viewer"),
     params:
         python=PYTHON,
-        reports=subpath(output[0], parent=True),
+        reports=subpath(output.page, parent=True),
+        results=RESULTS,
     log:
         "logs/html_report.log",
     conda:
         "../envs/balrog-worker.yaml"
     shell:
-        "{params.python:q} -m balrog_worker report {params.reports:q} --out {output:q}"
-        " > {log:q} 2>&1"
+        "{params.python:q} -m balrog_worker report {params.reports:q} --out {output.page:q}"
+        " --results {params.results:q} > {log:q} 2>&1"

@@ -57,11 +57,15 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.8rem 0; }
 th, td { padding: 0.2rem 0.6rem; border-bottom: 1px solid #eee; text-align: right; }
 th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 .note { color: #555; } .scroll { overflow-x: auto; } code { font-size: 0.9em; }
+.animations { display: flex; gap: 1rem; } img.animation { image-rendering: pixelated;
+  width: 160px; }
 """
 _COUNT_SHOWN = """
 window.addEventListener("load", () => {
   const shown = [...document.images].filter(i => i.complete && i.naturalWidth > 0);
-  document.body.dataset.figuresShown = String(shown.length);
+  const animations = shown.filter(i => i.classList.contains("animation"));
+  document.body.dataset.figuresShown = String(shown.length - animations.length);
+  document.body.dataset.animationsShown = String(animations.length);
 });
 """
 
@@ -156,8 +160,53 @@ def render_report(reports: str | Path) -> str:
     return "\n".join(parts)
 
 
-def write_report(reports: str | Path, out: str | Path) -> Path:
+# Animations of this many cells at most (each its best and worst episode) on the page;
+# the viewer has every cell.
+ANIMATED_CELLS = 60
+
+
+def _episodes_section(results: Path, viewer: Path) -> str:
+    """The episode viewer (written as static files beside the page) and, for each cell,
+    its best and worst episode replayed as small animations."""
+    from balrog_worker.replay import Replay, write_animation
+    from balrog_worker.viewer import export
+    from balrog_worker.viewer.data import best_and_worst, episodes, grid
+
+    exported = export(results, viewer)
+    parts = ['<section id="episodes"><h2>Episodes</h2>',
+             f'<p class="note"><a href="{viewer.name}/index.html">Open the episode viewer</a>: '
+             "every cell, its episodes, and a step-by-step player of what the model saw, "
+             f"answered and did ({exported} episodes exported with their frames; "
+             "<code>balrog-worker view</code> replays any episode). Below, each cell's best "
+             "and worst episode, replayed from its seed and recorded actions.</p>"]
+    cells = grid(results)
+    for cell in cells[:ANIMATED_CELLS]:
+        slug = cell["slug"]
+        shown = []
+        for label, index in zip(("best", "worst"), best_and_worst(episodes(results / slug)),
+                                strict=False):
+            name = f"animations/{slug}-{index}.gif"
+            write_animation(Replay(results / slug, index), viewer / name, frame_ms=200,
+                            max_side=160, max_frames=60)
+            shown.append(f'<figure><img class="animation" src="{viewer.name}/{name}" '
+                         f'alt="{html.escape(slug)} episode {index}"><figcaption class="note">'
+                         f"{label}: episode {index}</figcaption></figure>")
+        parts.append(f"<h3>{html.escape(slug)}</h3><div class=\"animations\">"
+                     f"{''.join(shown)}</div>")
+    if len(cells) > ANIMATED_CELLS:
+        parts.append(f'<p class="note">{len(cells) - ANIMATED_CELLS} more cells: see the '
+                     "viewer.</p>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def write_report(reports: str | Path, out: str | Path, results: str | Path | None = None) -> Path:
+    """The page (and, given the cells' ``results``, the episode viewer beside it)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(reports), encoding="utf-8")
+    page = render_report(reports)
+    if results is not None:
+        section = _episodes_section(Path(results), out.parent / "viewer")
+        page = page.replace("</body></html>", f"{section}\n</body></html>")
+    out.write_text(page, encoding="utf-8")
     return out

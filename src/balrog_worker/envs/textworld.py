@@ -33,6 +33,7 @@ import re
 import shutil
 import tempfile
 import textwrap
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,7 +141,8 @@ def game_path(task: str, seed: int) -> Path:
         return game_file
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Parallel jobs may need the same game at once: one builds it, the others wait for it.
-    with open(f"{folder}.lock", "w") as lock:
+    # Within a process one game is built at a time (see _PARSING).
+    with _PARSING, open(f"{folder}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if game_file.is_file():
             return game_file
@@ -155,6 +157,11 @@ def game_path(task: str, seed: int) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return game_file
+
+
+# TextWorld parses its logic files with tatsu, which is not thread-safe: two episodes
+# building or loading a game at once failed with "pop from empty list".
+_PARSING = threading.Lock()
 
 
 def generate(task: str, seed: int) -> textworld.Game:
@@ -230,7 +237,8 @@ class TextWorldGame(Game):
         path = game_path(self.task, seed)
         if path != self._path:
             self.close()
-            self.env = textworld.start(str(path), request_infos=INFOS)
+            with _PARSING:
+                self.env = textworld.start(str(path), request_infos=INFOS)
             self._path = path
         with _quiet_jericho():
             self._state = self.env.reset()

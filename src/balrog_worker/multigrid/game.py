@@ -176,6 +176,10 @@ class MultiGridGame(PlayerGame):
     def call_key(self, player: str) -> object:
         return self._index(player)  # the player's index, as model calls were always seeded
 
+    def field_frame(self) -> np.ndarray:
+        """The whole field with every player on it (the episode viewer's overview)."""
+        return self.env.grid.render(FRAME_TILE, agents=self.env.agents)
+
     def frame(self, player: str) -> np.ndarray:
         """The player's own view, as its observation encodes it: the cells it sees, cut
         from the drawn field and laid out with the player at the bottom centre facing up;

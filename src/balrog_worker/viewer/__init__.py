@@ -1,0 +1,131 @@
+"""The episode viewer: a page that browses a results tree cell by cell and plays any
+episode back step by step, its frames rendered by replaying the game from the records.
+
+``serve`` answers the page's data requests from the results on demand (``balrog-worker
+view``); ``export`` writes the same page and data as static files (``balrog-worker report``
+writes them beside the report). Both work from the records alone: no model, no key, no
+network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from balrog_worker.viewer import data
+
+log = logging.getLogger(__name__)
+
+# Frames of every episode up to this many steps in all are exported; beyond, each cell's
+# best and worst episode only (the served viewer replays any episode on demand).
+EXPORT_STEP_BUDGET = 5_000
+
+
+def page() -> bytes:
+    return resources.files("balrog_worker.viewer").joinpath("index.html").read_bytes()
+
+
+def _json(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Viewer:
+    """The viewer's data for one results tree; an episode once replayed is kept."""
+
+    def __init__(self, results: Path):
+        self.results = Path(results)
+        self.episode = lru_cache(maxsize=64)(self._episode)
+
+    def answer(self, path: str) -> tuple[bytes, str] | None:
+        """The body and content type at ``path``, or None for a path that is not the
+        viewer's (unknown cells included)."""
+        parts = [unquote(part) for part in path.strip("/").split("/") if part]
+        try:
+            if parts in ([], ["index.html"]):
+                return page(), "text/html; charset=utf-8"
+            if parts == ["data", "cells.json"]:
+                return _json(data.grid(self.results)), "application/json"
+            if len(parts) == 4 and parts[:2] == ["data", "cells"]:
+                cell = data.cell_dir(self.results, parts[2])
+                if parts[3] == "episodes.json":
+                    return _json(data.episodes(cell)), "application/json"
+                if parts[3].endswith(".json") and parts[3][:-5].isdigit():
+                    return self.episode(parts[2], int(parts[3][:-5])), "application/json"
+        except (KeyError, LookupError):
+            return None
+        return None
+
+    def _episode(self, slug: str, index: int) -> bytes:
+        from balrog_worker.replay import ReplayError
+
+        try:
+            return _json(data.episode(data.cell_dir(self.results, slug), index))
+        except ReplayError as error:
+            raise LookupError(str(error)) from None
+
+
+def serve(results: Path, port: int = 8765, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """A server of the viewer on ``host:port`` (0: any free port), not yet started."""
+    viewer = Viewer(results)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            found = viewer.answer(urlsplit(self.path).path)
+            if found is None:
+                self.send_error(404)
+                return
+            body, kind = found
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def _write(out: Path, path: str, body: bytes) -> None:
+    """A data file, and the script form a page opened from disk loads instead."""
+    target = out / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
+    Path(f"{target}.js").write_bytes(b"viewerData(" + _json(path) + b"," + body + b");\n")
+
+
+def export(results: Path, out: Path, step_budget: int = EXPORT_STEP_BUDGET) -> int:
+    """Write the viewer as static files under ``out`` (``out/index.html``, ``out/data``);
+    returns how many episodes were exported with their frames."""
+    import shutil
+
+    viewer = Viewer(results)
+    cells = data.grid(Path(results))
+    shutil.rmtree(out / "data", ignore_errors=True)  # no episode of an older grid stays
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "index.html").write_bytes(page())
+    _write(out, "data/cells.json", _json(cells))
+    listed = {}
+    for cell in cells:
+        rows = data.episodes(Path(results) / cell["slug"])
+        listed[cell["slug"]] = rows
+        _write(out, f"data/cells/{cell['slug']}/episodes.json", _json(rows))
+    total = sum(row["num_steps"] or 0 for rows in listed.values() for row in rows
+                if not row.get("failed"))
+    exported = 0
+    for slug, rows in listed.items():
+        chosen = ([row["episode_index"] for row in rows if not row.get("failed")]
+                  if total <= step_budget else data.best_and_worst(rows))
+        for index in chosen:
+            _write(out, f"data/cells/{slug}/{index}.json", viewer.episode(slug, index))
+            exported += 1
+    return exported
