@@ -158,6 +158,16 @@ def test_the_value_of_any_api_key_variable_is_never_echoed(tmp_path):
     assert secret not in result.stderr and "***" in result.stderr
 
 
+def test_a_model_file_name_is_not_taken_for_a_key_but_opaque_tokens_are_hidden():
+    from balrog_worker.secrets import looks_like_key, redact
+
+    path = "/models/Qwen2_5_Coder_32B_Instruct_Q4_K_M_finetuned_v20241101.gguf"
+    assert not looks_like_key(path)
+    assert looks_like_key(KEY) and looks_like_key(f"https://u:{KEY}@host/v1")
+    token = "AbCdEf" * 6 + "123456"
+    assert redact(f"rejected {token} here") == "rejected *** here"
+
+
 # 3. The deadline of a call ----------------------------------------------------------
 
 @pytest.mark.parametrize("backend", list(PROVIDERS))

@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 SECRET_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
                     "VLLM_API_KEY", "HF_TOKEN")
 HIDDEN = "***"
-# Providers' key formats (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Google AIza, Hugging Face
-# hf_, Groq gsk_, xAI xai-), and any long token mixing lower case, upper case and digits
-# (a sha256 in hex has no upper case, so it survives).
-_KEY_SHAPES = re.compile(
-    r"(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|hf_[A-Za-z0-9]{30,}"
-    r"|(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[0-9])"
-    r"[A-Za-z0-9_-]{32,}")
+# Providers' key formats: OpenAI sk-/sk-proj-, Anthropic sk-ant-, Google AIza, Hugging
+# Face hf_, Groq gsk_, xAI xai-.
+_PROVIDER_KEYS = re.compile(
+    r"(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|hf_[A-Za-z0-9]{30,}")
+# Any other long token mixing lower case, upper case and digits: hidden in messages, but
+# not refused as a value (a model file's name can look like that; a sha256 in hex has no
+# upper case, so it survives).
+_OPAQUE_TOKENS = re.compile(
+    r"(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[0-9])"
+    r"[A-Za-z0-9_-]{40,}")
 
 _registered: set[str] = set()
 
@@ -40,17 +43,21 @@ def known_secrets() -> set[str]:
     return {value for value in values if len(value) >= 4}
 
 
+def _hide_known(text: str) -> str:
+    for value in sorted(known_secrets(), key=len, reverse=True):  # a key inside another
+        text = text.replace(value, HIDDEN)
+    return _PROVIDER_KEYS.sub(HIDDEN, text)
+
+
 def looks_like_key(text: str) -> bool:
-    """Does ``text`` hold a known key or a token shaped like one?"""
-    return redact(text) != text
+    """Does ``text`` hold a key this process knows, or one in a provider's format?"""
+    return _hide_known(text) != text
 
 
 def redact(text: str) -> str:
-    """``text`` with every known key, and every token shaped like a key, replaced by
-    '***' (a key inside another: the longer one first)."""
-    for value in sorted(known_secrets(), key=len, reverse=True):
-        text = text.replace(value, HIDDEN)
-    return _KEY_SHAPES.sub(HIDDEN, text)
+    """``text`` with every known key, every provider-shaped key and every long opaque
+    token replaced by '***'."""
+    return _OPAQUE_TOKENS.sub(HIDDEN, _hide_known(text))
 
 
 def url_has_credentials(url: str) -> bool:
