@@ -379,6 +379,8 @@ def cmd_view(args) -> int:
     log.info("viewing %s at http://%s:%d/ (Ctrl-C to stop)", args.results, host, port)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopped")
     finally:
         server.server_close()
     return 0

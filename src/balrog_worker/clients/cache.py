@@ -40,6 +40,10 @@ class CacheError(RuntimeError):
     """The response cache file cannot be used; the message says which and what to do."""
 
 
+class CacheDamaged(CacheError):
+    """The file is not a database, or a malformed one."""
+
+
 def default_path() -> Path:
     return cache_root() / "responses.sqlite"
 
@@ -67,14 +71,16 @@ class ResponseCache:
                 self._db.execute(_SCHEMA)
                 self._db.execute("SELECT key, completion FROM responses LIMIT 1").fetchall()
                 break
-            except sqlite3.OperationalError as error:
+            except sqlite3.OperationalError as error:  # locked, unreadable, a full disk
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     self._db.close()
-                    raise CacheError(_damaged(self.path, error)) from None
+                    raise CacheError(f"the response cache {self.path} cannot be used "
+                                     f"({error}): run with --cache off, or see to the "
+                                     "file") from None
                 time.sleep(random.uniform(0.005, 0.05))
             except sqlite3.DatabaseError as error:  # not a database, or malformed
                 self._db.close()
-                raise CacheError(_damaged(self.path, error)) from None
+                raise CacheDamaged(_damaged(self.path, error)) from None
 
     @classmethod
     def set_aside(cls, path: Path | None = None) -> Path | None:
@@ -110,7 +116,7 @@ def open_cache(mode: str, path: Path | None = None) -> ResponseCache | None:
         return None
     try:
         return ResponseCache(path)
-    except CacheError:
+    except CacheDamaged:
         if mode != "refresh":
             raise
         aside = ResponseCache.set_aside(path)
