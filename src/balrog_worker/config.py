@@ -101,6 +101,13 @@ class ModelSpec:
     max_answer_chars: int | None = None
 
     def __post_init__(self):
+        # Both are written into every record and summary: no key may ride in them,
+        # however the spec was made (params.yaml, MOSAIC's JSON or its command line).
+        url = self.base_url or ""
+        if looks_like_key(self.model or "") or looks_like_key(url) or url_has_credentials(url):
+            raise ConfigError(f"models.{self.name}: its model or base_url holds a key (not "
+                              "shown); keys go in the environment (a variable named by "
+                              "api_key_env, or MOSAIC's --api-key)")
         if self.serve is None:
             return
         if self.backend != "vllm":
@@ -128,9 +135,14 @@ class ModelSpec:
 
     @property
     def answer_limit(self) -> int:
-        """Characters of an answer kept; a response body may be 8 times that plus 1 MiB
-        (JSON escapes, usage, reasoning) before it is no longer read."""
+        """Characters of an answer kept."""
         return self.max_answer_chars or 16 * self.generation.max_tokens
+
+    @property
+    def body_limit(self) -> int:
+        """Bytes of a response body read: 8 times the answer limit (JSON escapes) plus
+        1 MiB (usage, reasoning, the envelope)."""
+        return 8 * self.answer_limit + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -622,11 +634,6 @@ def _plain_message(error: jsonschema.ValidationError) -> str:
 
 
 def _model_spec(name: str, spec: dict, prices: dict[str, Price] | None = None) -> ModelSpec:
-    # Both are written into every record: no key may ride in them.
-    if looks_like_key(str(spec.get("model", ""))) or url_has_credentials(
-            str(spec.get("base_url", ""))):
-        raise ConfigError(f"models.{name}: its model or base_url holds a key (not shown); "
-                          "keys go in an environment variable named by api_key_env")
     generation = Generation(**spec.get("generation", {}))
     price = spec.get("price")
     if isinstance(price, dict):

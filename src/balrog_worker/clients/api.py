@@ -86,7 +86,7 @@ class APIClient(Client):
         read up to the size cap."""
         try:
             return within_deadline(lambda: self._call(request), self.spec.timeout_s,
-                                   8 * self.spec.answer_limit + (1 << 20))
+                                   self.spec.body_limit)
         except DeadlinePassed:
             raise TransientModelError(
                 f"model {self.spec.name!r} ({self.spec.backend}): no complete answer within "
