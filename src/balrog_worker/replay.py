@@ -78,7 +78,11 @@ class Replay:
             self.by_step.setdefault(record["step"], {})[record["agent_id"]] = record
 
     def __iter__(self) -> Iterator[ReplayedStep]:
-        """Each step as the players saw it, then the final state."""
+        return self.play()
+
+    def play(self, frames: bool = True) -> Iterator[ReplayedStep]:
+        """Each step as the players saw it, then the final state (``frames``: rendered;
+        a check alone needs none)."""
         config = self.config
         game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
         try:
@@ -86,12 +90,10 @@ class Replay:
             count = self.episode["num_steps"]
             for step in range(count + 1):
                 records = self.by_step.get(step, {}) if step < count else {}
-                frames = {p: game.frame(p) for p in game.players}
-                if hasattr(game, "field_frame"):  # a multi-agent game's whole field
-                    frames["field"] = game.field_frame()
                 replayed = ReplayedStep(
                     step=step, texts={p: o.text for p, o in observations.items()},
-                    frames=frames, records=records, facts=_plain(game.episode_info()))
+                    frames=_frames(game) if frames else {}, records=records,
+                    facts=_plain(game.episode_info()))
                 for player, record in records.items():
                     if replayed.texts.get(player, "") not in record["observation"]:
                         replayed.mismatches.append(
@@ -127,7 +129,14 @@ class Replay:
 
     def check(self) -> list[str]:
         """Every difference between the replay and the records (none: they agree)."""
-        return [line for step in self for line in step.mismatches]
+        return [line for step in self.play(frames=False) for line in step.mismatches]
+
+
+def _frames(game) -> dict[str, np.ndarray]:
+    frames = {player: game.frame(player) for player in game.players}
+    if hasattr(game, "field_frame"):  # a multi-agent game's whole field
+        frames["field"] = game.field_frame()
+    return frames
 
 
 def _plain(facts: dict) -> dict:

@@ -170,21 +170,18 @@ def _episodes_section(results: Path, viewer: Path) -> str:
     its best and worst episode replayed as small animations."""
     from balrog_worker.replay import Replay, write_animation
     from balrog_worker.viewer import export
-    from balrog_worker.viewer.data import best_and_worst, episodes, grid
+    from balrog_worker.viewer.data import best_and_worst
 
-    exported = export(results, viewer)
+    exported, listed = export(results, viewer)
     parts = ['<section id="episodes"><h2>Episodes</h2>',
              f'<p class="note"><a href="{viewer.name}/index.html">Open the episode viewer</a>: '
              "every cell, its episodes, and a step-by-step player of what the model saw, "
              f"answered and did ({exported} episodes exported with their frames; "
              "<code>balrog-worker view</code> replays any episode). Below, each cell's best "
              "and worst episode, replayed from its seed and recorded actions.</p>"]
-    cells = grid(results)
-    for cell in cells[:ANIMATED_CELLS]:
-        slug = cell["slug"]
+    for slug in list(listed)[:ANIMATED_CELLS]:
         shown = []
-        for label, index in zip(("best", "worst"), best_and_worst(episodes(results / slug)),
-                                strict=False):
+        for label, index in zip(("best", "worst"), best_and_worst(listed[slug]), strict=False):
             name = f"animations/{slug}-{index}.gif"
             write_animation(Replay(results / slug, index), viewer / name, frame_ms=200,
                             max_side=160, max_frames=60)
@@ -193,8 +190,8 @@ def _episodes_section(results: Path, viewer: Path) -> str:
                          f"{label}: episode {index}</figcaption></figure>")
         parts.append(f"<h3>{html.escape(slug)}</h3><div class=\"animations\">"
                      f"{''.join(shown)}</div>")
-    if len(cells) > ANIMATED_CELLS:
-        parts.append(f'<p class="note">{len(cells) - ANIMATED_CELLS} more cells: see the '
+    if len(listed) > ANIMATED_CELLS:
+        parts.append(f'<p class="note">{len(listed) - ANIMATED_CELLS} more cells: see the '
                      "viewer.</p>")
     parts.append("</section>")
     return "\n".join(parts)

@@ -82,8 +82,8 @@ class ResponseCache:
                 self._db.close()
                 raise CacheDamaged(_damaged(self.path, error)) from None
 
-    @classmethod
-    def set_aside(cls, path: Path | None = None) -> Path | None:
+    @staticmethod
+    def set_aside(path: Path | None = None) -> Path | None:
         """Rename a damaged cache file (and its WAL files) out of the way; where to."""
         path = path or default_path()
         if not path.exists():

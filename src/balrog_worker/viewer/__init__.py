@@ -103,9 +103,11 @@ def _write(out: Path, path: str, body: bytes) -> None:
     Path(f"{target}.js").write_bytes(b"viewerData(" + _json(path) + b"," + body + b");\n")
 
 
-def export(results: Path, out: Path, step_budget: int = EXPORT_STEP_BUDGET) -> int:
+def export(results: Path, out: Path,
+           step_budget: int = EXPORT_STEP_BUDGET) -> tuple[int, dict[str, list[dict]]]:
     """Write the viewer as static files under ``out`` (``out/index.html``, ``out/data``);
-    returns how many episodes were exported with their frames."""
+    returns how many episodes were exported with their frames, and every cell's episode
+    rows by slug (in the grid's order)."""
     import shutil
 
     viewer = Viewer(results)
@@ -128,4 +130,4 @@ def export(results: Path, out: Path, step_budget: int = EXPORT_STEP_BUDGET) -> i
         for index in chosen:
             _write(out, f"data/cells/{slug}/{index}.json", viewer.episode(slug, index))
             exported += 1
-    return exported
+    return exported, listed
