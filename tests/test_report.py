@@ -2,9 +2,7 @@
 multi-agent cells, the HTML page and Snakemake's report rendered by a headless browser,
 and the notebook that rebuilds them executed."""
 
-import os
 import re
-import shutil
 import subprocess
 
 import nbclient
@@ -14,6 +12,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from tests.browser import chromium_path
 from tests.test_workflow import make_project, sh
 
 pytestmark = pytest.mark.slow
@@ -44,19 +43,10 @@ def pipeline(tmp_path_factory, repo):
     return project
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("no headless browser: .ci/run installs Debian's chromium")
-    pytest.skip("no chromium on this machine (apt-get install chromium)")
-
-
 def browse(page, tmp_path, *flags) -> subprocess.CompletedProcess:
     """Open ``page`` in headless Chromium; JavaScript runs for up to 10 s of page time."""
     return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", *flags,
          page.as_uri()],
         capture_output=True, text=True, timeout=120, check=True)
