@@ -18,11 +18,19 @@ $(BIN)/python:
 # x86-64 CPU of the last decade. Set CMAKE_ARGS yourself to build otherwise.
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export CMAKE_ARGS
-$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+# pip's wheel cache is keyed by the source archive, not by CMAKE_ARGS: a wheel compiled
+# earlier with other flags (a native build, say) would be reused silently. So llama.cpp
+# is always compiled here, with the flags above, before the rest is installed.
+LLAMA_REQUIREMENT := $(shell grep -o '"llama-cpp-python[^"]*"' pyproject.toml)
+$(VENV)/.llama: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --no-cache-dir $(LLAMA_REQUIREMENT)
+	touch $@
+
+$(VENV)/.run-deps: pyproject.toml $(VENV)/.llama
 	$(BIN)/pip install --quiet -e ".[local,pipeline,api]"
 	touch $@
 
-$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+$(VENV)/.test-deps: pyproject.toml $(VENV)/.llama
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.run-deps
 

@@ -1,6 +1,9 @@
 """The embedded model: real weights from the package index, real llama.cpp, real episodes."""
 
 import hashlib
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +18,33 @@ pytestmark = pytest.mark.slow
 
 QWEN = ModelSpec("qwen-0.5b", "local", model=DEFAULT_MODEL, n_ctx=4096, threads=2,
                  generation=Generation(temperature=0.7, max_tokens=8))
+
+
+# A prompt as long as an episode's first one: llama.cpp builds that crash do so here.
+_CANARY = """
+from llama_cpp import Llama, llama_print_system_info
+print(llama_print_system_info().decode(), flush=True)
+llm = Llama(model_path={path!r}, n_ctx=4096, n_threads=2, verbose=False)
+prompt = "You are in a grid world. " * 60 + "Answer with one action."
+out = llm.create_chat_completion(messages=[{{"role": "user", "content": prompt}}],
+                                 max_tokens=4, seed=0)
+assert out["usage"]["prompt_tokens"] > 300, out["usage"]
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def llama_cpp_survives_a_long_prompt():
+    """Run one long prompt in a child process first: a llama.cpp build that crashes on
+    this CPU then fails these tests with its build flags, instead of killing the suite."""
+    code = _CANARY.format(path=str(resolve_gguf(DEFAULT_MODEL)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode != 0:
+        cause = (f"signal {signal.Signals(-result.returncode).name}" if result.returncode < 0
+                 else f"exit {result.returncode}: {result.stderr.strip()[-500:]}")
+        pytest.fail(f"llama.cpp died on a long prompt ({cause}); its build: "
+                    f"{result.stdout.strip()}. Rebuild it: see CMAKE_ARGS in the Makefile",
+                    pytrace=False)
 
 
 @pytest.fixture(scope="module")
