@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from balrog_worker.clients.errors import SECRET_VARIABLES
+from balrog_worker.secrets import SECRET_VARIABLES
 from tests.stubs import FaultSchedule, StubServer, anthropic_server, gemini_server, openai_server
 
 from .test_workflow import make_project

@@ -10,10 +10,11 @@ from abc import abstractmethod
 from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Message, Request
-from balrog_worker.clients.errors import FatalModelError, TransientModelError, register_secret
+from balrog_worker.clients.errors import FatalModelError, TransientModelError
 from balrog_worker.clients.http import BodyTooLarge, DeadlinePassed, within_deadline
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
+from balrog_worker.secrets import register_secret
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

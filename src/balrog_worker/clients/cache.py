@@ -8,7 +8,6 @@ is one SQLite file in write-ahead-log mode, which many processes (parallel Snake
 jobs) read and write at once; a write is a transaction, so an interrupted one leaves the
 file as it was.
 
-
 A cache fault never costs an episode: a file that cannot be opened stops the run before
 any work with one line naming it; one that fails later (damaged pages, a full disk) is
 reported once and the run carries on without it, every call still made and counted.

@@ -7,7 +7,7 @@ fatal ones (bad key, bad request, prompt too long) are not.
 
 from __future__ import annotations
 
-from balrog_worker.secrets import SECRET_VARIABLES, redact, register_secret
+from balrog_worker.secrets import redact
 
 
 class ModelError(Exception):
@@ -48,15 +48,3 @@ class RetriesExhausted(ModelError):
         self.last = last
         self.attempts = attempts
 
-
-# Keys are kept out of messages by the package's one redaction (``balrog_worker.secrets``).
-__all__ = [
-    "SECRET_VARIABLES",
-    "FatalModelError",
-    "ModelError",
-    "RateLimitError",
-    "RetriesExhausted",
-    "TransientModelError",
-    "redact",
-    "register_secret",
-]
