@@ -53,6 +53,14 @@ def _writing(path: Path, partial: Path | None = None):
                        "(free some space and rerun to go on)") from None
 
 
+def _replace_text(target: Path, text: str) -> None:
+    """Write ``target`` whole or not at all (a partial file, then renamed over it)."""
+    partial = target.with_suffix(".partial")
+    with _writing(target, partial):
+        partial.write_text(text)
+        os.replace(partial, target)
+
+
 def read_jsonl(path: Path) -> tuple[list[dict], int]:
     """The intact records of a JSONL file and how many lines were torn or corrupt."""
     if not path.exists():
@@ -137,10 +145,7 @@ class CellStore:
                     f"{', '.join(changed)}); move them away or choose another --out"
                 )
             return
-        partial = path.with_suffix(".partial")
-        with _writing(path, partial):
-            partial.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-            os.replace(partial, path)
+        _replace_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
     def completed(self) -> dict[int, dict]:
         """Recover from any interruption and return the committed episodes by index."""
@@ -188,8 +193,4 @@ class CellStore:
                     os.fsync(out.fileno())
 
     def write_summary(self, summary: dict) -> None:
-        target = self.dir / SUMMARY
-        partial = target.with_suffix(".partial")
-        with _writing(target, partial):
-            partial.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-            os.replace(partial, target)
+        _replace_text(self.dir / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
