@@ -56,7 +56,7 @@ class Viewer:
                     return _json(data.episodes(cell)), "application/json"
                 if parts[3].endswith(".json") and parts[3][:-5].isdigit():
                     return self.episode(parts[2], int(parts[3][:-5])), "application/json"
-        except (KeyError, LookupError):
+        except LookupError:  # an unknown cell (KeyError) or episode
             return None
         return None
 
