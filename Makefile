@@ -7,6 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
 .PHONY: run test repro lint clean
+comma := ,
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +27,23 @@ $(VENV)/.llama: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-cache-dir $(LLAMA_REQUIREMENT)
 	touch $@
 
+# BALROG's MiniHack is minihack 0.1.6, which pins `nle`; BALROG's NLE fork (balrog-nle,
+# in pyproject.toml) provides that module, so minihack goes in without its dependencies.
+# Both NLE and balrog-nle install the module `nle`: an NLE left by an earlier version of
+# this project is removed first.
+MINIHACK := minihack==0.1.6
+define install_project
+	$(BIN)/pip uninstall --quiet --yes nle minihack 2>/dev/null || true
+	$(BIN)/pip install --quiet -e ".[$(1)]"
+	$(BIN)/pip install --quiet --no-deps $(MINIHACK)
+endef
+
 $(VENV)/.run-deps: pyproject.toml $(VENV)/.llama
-	$(BIN)/pip install --quiet -e ".[local,pipeline,api]"
+	$(call install_project,local$(comma)pipeline$(comma)api)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(VENV)/.llama
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(call install_project,test)
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps

@@ -1,126 +1,251 @@
-"""NetHack and MiniHack text against NLE's true state: positions, map, status, score."""
+"""NetHack and MiniHack on BALROG's stack beyond the golden traces: the text against NLE's
+true state, BALROG's settings, actions, --More-- handling, vision text, progression and
+seeding (Boxoban's level draws included, in threads and in another process)."""
 
 import random
 import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from nle import nethack
 
+from balrog_worker.envs import bundled
 from balrog_worker.envs.minihack import TASKS, MiniHackGame
 from balrog_worker.envs.nethack import NetHackGame, progression_table
-
-LINE = re.compile(r"^- (?P<what>.+): (?:(?P<ns>\d+) steps? (?P<nsdir>north|south))?"
-                  r"(?: and )?(?:(?P<ew>\d+) steps? (?P<ewdir>east|west))?$")
+from balrog_worker.envs.nle_text import MINIHACK_ACTIONS
 
 
-def described(text: str) -> list[tuple[str, int, int]]:
-    """(description, dx, dy) of each 'what you see' line."""
-    section = text.split("What you see around you (nearest of each kind):\n")[1]
-    section = section.split("\nCursor:")[0]
-    out = []
-    for line in section.splitlines():
-        if line == "- nothing":
-            continue
-        match = LINE.match(line)
-        assert match, line
-        dy = int(match["ns"] or 0) * (1 if match["nsdir"] == "south" else -1)
-        dx = int(match["ew"] or 0) * (1 if match["ewdir"] == "east" else -1)
-        out.append((match["what"], dx, dy))
-    return out
+def sections(text: str) -> dict[str, str]:
+    """BALROG's sections: 'name:' on a line, the text, a blank line."""
+    found = dict(re.findall(r"(?ms)^(message|language observation|cursor|map|statistics|"
+                            r"inventory):\n(.*?)\n(?=\n(?:message|language observation|"
+                            r"cursor|map|statistics|inventory):\n|\Z)", text))
+    return found
 
 
-def check(game) -> None:
+def check_against_state(game) -> None:
     obs = game._obs
+    observation = game._observe()
+    parts = sections(observation.text)
+    assert list(parts) == ["message", "language observation", "cursor", "map"]
+    # The map is the terminal without its message row; the cursor's position is the
+    # terminal's cursor.
+    rows = [bytes(row).decode("latin-1") for row in obs["tty_chars"]]
+    assert parts["map"] == "".join(row + "\n" for row in rows[1:])
+    row, column = (int(v) for v in obs["tty_cursor"])
+    assert parts["cursor"].endswith(f"\n(x={column}, y={row})")
+    # The map shows the player where blstats says (a row below: the message row).
     x, y = game.position
-    text = game._observe().text
-    descriptions = obs["screen_descriptions"]
-    decode = lambda cell: bytes(cell).decode("latin-1").rstrip("\x00").strip()  # noqa: E731
-    # The agent really is where blstats says: the map shows an @ (or its steed) there.
-    assert chr(obs["tty_chars"][y + 1, x]) in "@" or obs["glyphs"][y, x] != 0
-    seen = described(text)
-    for what, dx, dy in seen:
-        assert decode(descriptions[y + dy, x + dx]) == what
-        # Nothing of the same kind is strictly nearer (in moves).
-        distance = max(abs(dx), abs(dy))
-        for row in range(descriptions.shape[0]):
-            for col in range(descriptions.shape[1]):
-                if (col, row) != (x, y) and decode(descriptions[row, col]) == what:
-                    assert max(abs(col - x), abs(row - y)) >= distance
-    # Every kind on the map (but the agent's own cell) is mentioned once.
-    kinds = {decode(descriptions[r, c]) for r in range(descriptions.shape[0])
-             for c in range(descriptions.shape[1]) if (c, r) != (x, y)} - {""}
-    assert sorted(kinds) == sorted(what for what, _, _ in seen)
-    # The message and status come from the true state.
-    message = bytes(obs["message"]).decode("latin-1").rstrip("\x00").strip()
-    assert text.startswith(f"Message: {message or '(none)'}\n")
-    stats = obs["blstats"]
-    assert f"HP {stats[nethack.NLE_BL_HP]}/{stats[nethack.NLE_BL_HPMAX]}" in game._observe().context
+    assert rows[y + 1][x] == "@" or obs["glyphs"][y, x] != 0
+    assert observation.context.startswith("inventory:\n")
+    letters = [chr(c) for c in obs["inv_letters"] if c]
+    for letter in letters:
+        assert f"\n{letter}: " in "\n" + observation.context
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_minihack_text_matches_the_true_state(task):
+def test_minihack_text_follows_the_true_state(task):
     game = MiniHackGame(task)
     rng = random.Random(task)
-    for seed in range(3):
-        game.reset(seed)
-        for _ in range(15):
-            check(game)
-            outcome = game.step(rng.choice(list(game.actions)))
-            if outcome.terminated or outcome.truncated:
-                break
-    assert 0.0 <= game.progression() <= 1.0
+    try:
+        for seed in range(2):
+            game.reset(seed)
+            for _ in range(12):
+                check_against_state(game)
+                outcome = game.step(rng.choice(list(game.actions)))
+                if outcome.terminated or outcome.truncated:
+                    break
+            assert game.progression() in (0.0, 1.0)
+    finally:
+        game.close()
 
 
-def test_nethack_text_status_and_progression_follow_blstats():
+def test_nethack_progression_follows_blstats():
     game = NetHackGame("challenge")
     rng = random.Random(1)
     moves = ["north", "south", "east", "west", "northeast", "southwest", "esc", "more",
              "search", "far east", "far west", "down"]
     game.reset(11)
+    assert game.progression() == 0.0  # nothing reached before the first step (BALROG's)
     for _ in range(60):
-        check(game)
-        outcome = game.step(rng.choice(moves))
-        if outcome.terminated:
+        check_against_state(game)
+        if game.step(rng.choice(moves)).terminated:
             break
     stats = game._obs["blstats"]
     info = game.episode_info()
     assert info["depth"] >= int(stats[nethack.NLE_BL_DEPTH]) >= 1
     assert info["experience_level"] >= 1 and info["turn"] == int(stats[nethack.NLE_BL_TIME])
     table = progression_table()
-    expected = max(table[f"Dlvl:{info['depth']}"], table[f"Xp:{info['experience_level']}"])
-    assert game.progression() == expected
+    assert game.progression() == max(table[f"Dlvl:{info['depth']}"],
+                                     table[f"Xp:{info['experience_level']}"])
 
 
-def test_nethack_progression_takes_the_best_of_depth_and_level():
+def test_nethack_progression_is_the_best_of_what_was_reached():
     game = NetHackGame("challenge")
-    game.reset(0)
-    game._max_depth, game._max_level = 5, 10
+    game._reached = {"Dlvl:5", "Xp:10", "Dlvl:1"}
     table = progression_table()
     assert game.progression() == max(table["Dlvl:5"], table["Xp:10"]) == table["Xp:10"]
     assert table["Dlvl:5"] == pytest.approx(0.0265, abs=1e-3)
+    game.reset(0)
+    game.step("search")  # BALROG counts what the first step shows: depth 1, level 1
+    assert game._reached == {"Dlvl:1", "Xp:1"} and game.progression() == 0.0
 
 
-def test_nethack_menus_can_be_answered_with_letters_and_digits():
+def test_nethack_actions_are_balrogs_and_menus_take_letters():
     game = NetHackGame("challenge")
     game.reset(2)
-    # BALROG's NetHack actions: named commands, every letter and digit as a key.
-    for key in ["a", "f", "Z", "0", "9", "seegold", "seespells", "turnundead", "esc", "more"]:
-        assert game.is_valid(key)
-    for not_balrogs in ["$", "+", "quit", "save", "options", "00"]:
-        assert not game.is_valid(not_balrogs)
+    # BALROG's list: the first names of NLE's useful actions, every letter and digit.
+    for key in ["a", "f", "Z", "0", "9", "seegold", "seespells", "turnundead", "esc", "more",
+                "space"]:
+        assert game.is_valid(key), key
+    # BALROG's prompt lists "minus", but its action list does not (NLE's "useful" actions
+    # lack it); "00".."99" are listed but cannot be played.
+    for not_balrogs in ["$", "+", "quit", "save", "options", "zero", "minus", "00", "k "]:
+        assert not game.is_valid(not_balrogs), not_balrogs
+    assert len(game.actions) == 86 + 62
     outcome = game.step("eat")
     assert "What do you want to eat?" in outcome.observation.text
     letter = re.search(r"\[([a-zA-Z])", outcome.observation.text)
     assert letter, outcome.observation.text[:300]
-    game.step(letter.group(1))  # a letter answers the prompt
+    assert "What do you want to eat?" not in game.step(letter.group(1)).observation.text
 
 
-def test_same_seed_same_game_and_a_different_seed_differs():
+def test_nethack_plays_with_balrogs_settings():
+    """BALROG's nle_kwargs: a random role, 100,000 steps, 150 steps without progress."""
+    game = NetHackGame("challenge")
+    env = game.nle
+    assert (env.character, env._max_episode_steps, env.no_progress_timeout) == (
+        "@", 100_000, 150)
+    roles = {re.search(r"You are an? [\w ]*?(\w+)\.", game.reset(seed).text)[1]
+             for seed in range(6)}
+    assert len(roles) > 1  # "@": the role is drawn per game
+    # No progress for 150 steps aborts the episode: a truncation, not an end.
+    # (NLE counts from the first step, which sets the turn it compares with.)
+    game.reset(3)
+    outcomes = [game.step("esc") for _ in range(151)]
+    assert outcomes[-1].truncated and not outcomes[-1].terminated
+    assert not any(o.truncated or o.terminated for o in outcomes[:-1])
+    assert game.episode_info()["death_reason"] == "aborted"
+
+
+def test_minihack_plays_with_balrogs_settings_and_actions():
+    """BALROG's minihack_kwargs: no autopickup, a -0.01 step penalty, 100 steps; and only
+    the actions of BALROG's MiniHack list."""
+    game = MiniHackGame("quest_easy")
+    env = game.nle
+    assert "!autopickup" in env.nethack.options and env.character == "@"
+    assert (env.penalty_step, env.penalty_mode) == (-0.01, "constant")
+    assert set(game.actions) <= set(MINIHACK_ACTIONS) and "more" in game.actions
+    assert "inventory" not in game.actions and "a" not in game.actions
+    assert "stairs down" in game.instructions()
+    walk = MiniHackGame("mazewalk_9x9")
+    walk.reset(0)
+    steps, outcome = 0, None
+    while outcome is None or not (outcome.terminated or outcome.truncated):
+        outcome, steps = walk.step(("north", "south")[steps % 2]), steps + 1
+    assert steps == 100 and outcome.truncated and walk.progression() == 0.0
+
+
+def test_more_prompts_are_pressed_and_their_messages_joined():
+    """BALROG's skip_more: within one step, --More-- is pressed until the message is
+    complete; the message section holds the joined messages."""
+    game = NetHackGame("challenge")
+    joined = None
+    for seed in range(40):
+        game.reset(seed)
+        rng = random.Random(seed)
+        for _ in range(60):
+            outcome = game.step(rng.choice(["far east", "far west", "far north", "far south",
+                                            "search", "kick", "j"]))
+            top = bytes(game._obs["tty_chars"][0]).decode("latin-1")
+            assert "--More--" not in top or outcome.terminated or outcome.truncated
+            if "\n" in game._message:
+                joined = game._message
+                break
+            if outcome.terminated:
+                break
+        if joined:
+            break
+    assert joined and "--More--" not in joined
+    assert sections(outcome.observation.text)["message"] == joined
+
+
+def test_vision_agents_get_balrogs_language_text():
+    """With images, BALROG shows no map and no cursor position, and adds the statistics."""
+    text_game, vision_game = NetHackGame("challenge"), NetHackGame("challenge", vision=True)
+    text, vision = text_game.reset(4), vision_game.reset(4)
+    assert list(sections(vision.text)) == ["message", "language observation", "cursor"]
+    assert list(sections(vision.context)) == ["statistics", "inventory"]
+    for name in ("message", "language observation"):
+        assert sections(vision.text)[name] == sections(text.text)[name]
+    assert sections(text.text)["cursor"].startswith(sections(vision.text)["cursor"] + "\n(x=")
+    stats = vision_game._obs["blstats"]
+    assert f"Depth: {stats[nethack.NLE_BL_DEPTH]}" in vision.context
+    assert vision.context.endswith(text.context)
+
+
+def test_same_seed_same_game_and_other_seeds_differ():
     game = NetHackGame("challenge")
     first = game.reset(5).text
     game.step("far east")
     assert game.reset(5).text == first
-    assert len({NetHackGame("challenge").reset(s).text for s in (6, 7, 8)}) > 1
+    assert len({game.reset(s).text for s in (6, 7, 8)}) == 3
+
+
+def first_map(game: MiniHackGame, seed: int) -> str:
+    return sections(game.reset(seed).text)["map"]
+
+
+def test_boxoban_levels_are_drawn_by_seed_from_the_shipped_levels():
+    hard, medium = bundled.boxoban_levels("hard"), bundled.boxoban_levels("medium")
+    assert (len(hard), len(medium)) == (3332, 450_000)
+    game = MiniHackGame("boxoban_hard")
+    for seed in (3, 1234, 987_654_321):
+        level = random.Random(seed).choice(hard).split("\n")[:-1]
+        shown = [row.strip() for row in first_map(game, seed).splitlines() if "#" in row]
+        # The level's walls are the map's walls, its boxes the map's boulders.
+        for mark, drawn in (("#", "#"), ("$", "`")):
+            assert [[c == mark for c in row] for row in level] == [
+                [c == drawn for c in row] for row in shown], seed
+    assert first_map(game, 3) != first_map(game, 4)
+
+
+def test_boxoban_episodes_in_threads_draw_their_own_levels():
+    seeds = list(range(20, 28))
+    alone = {seed: first_map(MiniHackGame("boxoban_medium"), seed) for seed in seeds}
+
+    def play(seed):
+        return seed, first_map(MiniHackGame("boxoban_medium"), seed)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert dict(pool.map(play, seeds)) == alone
+
+
+PLAY = """
+import sys
+from balrog_worker import envs
+game = envs.make("minihack", "boxoban_medium")
+print(game.reset(int(sys.argv[1])).text)
+"""
+
+
+def test_another_process_draws_the_same_boxoban_level():
+    here = MiniHackGame("boxoban_medium").reset(77).text
+    there = subprocess.run([sys.executable, "-c", PLAY, "77"], capture_output=True,
+                           text=True, check=True, env={"PYTHONHASHSEED": "5"}).stdout
+    assert there == here + "\n"
+
+
+def test_a_damaged_level_file_is_refused():
+    with pytest.raises(ValueError, match="not 10x10"):
+        bundled.parse_level_file("; 0\n#####\n#@$.#\n\n")
+    assert bundled.parse_level_file("; 0\n" + "##########\n" * 10 + "\n; 1\n#") == [
+        "##########\n" * 10]  # an unclosed block is not a level (minihack drops it too)
+    assert np.all(np.array([len(bundled.boxoban_levels("hard")[i]) for i in (0, -1)])
+                  == bundled.RECORD_SIZE)
 
 
 def test_an_invalid_answer_plays_the_default_action_and_is_counted(tmp_path):
@@ -143,63 +268,6 @@ def test_an_invalid_answer_plays_the_default_action_and_is_counted(tmp_path):
     assert [s["action"] for s in steps] == ["north"] * 3
     assert not any(s["valid"] for s in steps) and episode["invalid_actions"] == 3
     # BALROG's layout: the heading, the short-term context, then the text the note opens.
-    heading = steps[1]["observation"].partition("\nInventory:")[0]
-    assert heading.startswith("Current Observation:\nStatus: Dungeon level 1")
+    assert steps[1]["observation"].startswith("Current Observation:\ninventory:\na: ")
     assert ("\n\n\nYour previous output did not contain a valid action. Defaulted to action: "
-            "north\n\nObservation:\nMessage: ") in steps[1]["observation"]
-
-
-def test_nethack_plays_with_balrogs_settings():
-    """BALROG's nle_kwargs: a random role, 100,000 steps, 150 steps without progress."""
-    env = NetHackGame("challenge").env.unwrapped
-    assert (env.character, env._max_episode_steps, env.no_progress_timeout) == (
-        "@", 100_000, 150)
-    roles = set()
-    for seed in range(6):
-        game = NetHackGame("challenge")
-        roles.add(re.search(r"You are an? [\w ]*?(\w+)\.", game.reset(seed).text)[1])
-    assert len(roles) > 1  # "@": the role is drawn per game
-
-
-def test_minihack_plays_with_balrogs_settings_and_actions():
-    """BALROG's minihack_kwargs: no autopickup, a -0.01 step penalty, 100 steps; and only
-    the actions of BALROG's MiniHack list."""
-    game = MiniHackGame("quest_easy")
-    env = game.env.unwrapped
-    assert "!autopickup" in env.nethack.options and env.character == "@"
-    assert (env.penalty_step, env.penalty_mode) == (-0.01, "constant")
-    from balrog_worker.envs.nle_text import MINIHACK_ACTIONS
-
-    assert set(game.actions) <= set(MINIHACK_ACTIONS) and "more" in game.actions
-    assert "inventory" not in game.actions and "a" not in game.actions
-    walk = MiniHackGame("mazewalk_9x9")
-    walk.reset(0)
-    steps, outcome = 0, None
-    while outcome is None or not (outcome.terminated or outcome.truncated):
-        outcome, steps = walk.step(("north", "south")[steps % 2]), steps + 1
-    assert steps == 100 and outcome.truncated
-
-
-def test_more_prompts_are_pressed_and_their_messages_joined():
-    """BALROG's skip_more: within one step, --More-- is pressed until the message is
-    complete; the observation holds the whole message, and the rewards add up."""
-    game = NetHackGame("challenge")
-    joined = None
-    for seed in range(40):
-        game.reset(seed)
-        rng = random.Random(seed)
-        for _ in range(60):
-            outcome = game.step(rng.choice(["far east", "far west", "far north", "far south",
-                                            "search", "kick", "j"]))
-            message = outcome.observation.text.split("\n")[0]
-            top = bytes(game._obs["tty_chars"][0]).decode("latin-1")
-            assert "--More--" not in top or outcome.terminated or outcome.truncated
-            if "\n" in game._message:
-                joined = game._message
-                break
-            if outcome.terminated:
-                break
-        if joined:
-            break
-    assert joined and message.startswith("Message: ")
-    assert joined.strip().split("\n")[0] in outcome.observation.text
+            "north\n\nObservation:\nmessage:\n") in steps[1]["observation"]

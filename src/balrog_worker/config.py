@@ -268,8 +268,11 @@ class CellConfig:
         return self.cell.slug
 
     def game_options(self) -> dict:
-        """The options a multi-agent game of this cell is opened with (envs.open_game)."""
-        if not envs.FAMILIES[self.cell.env].multi_agent:
+        """The options the game of this cell is opened with (envs.open_game)."""
+        family = envs.FAMILIES[self.cell.env]
+        if family.vision_text:
+            return {"vision": self.agent.max_image_history > 0}
+        if not family.multi_agent:
             return {}
         return {"coordination_level": self.cell.coordination_level,
                 "observation_mode": self.cell.observation_mode, "opponent": self.opponent,

@@ -2,8 +2,7 @@
 
 Task lists are plain data so that listing and validating ids imports no simulator; a
 family's module is imported only when one of its games is made. A task may be known but
-unavailable here (MiniHack's Boxoban without its level files): it is not listed, and
-asking for it says why.
+unavailable here: it is not listed, and asking for it says why.
 """
 
 from __future__ import annotations
@@ -63,6 +62,9 @@ class Family:
     # Tasks beyond the listed ones the family also plays (registered gym ids, as MOSAIC
     # passes them): not listed by `envs`, accepted wherever a task is.
     also_plays: Callable[[str], bool] = lambda task: False
+    # BALROG shows vision agents other text (NetHack's "language" mode): its games take
+    # ``vision`` (whether images are sent) as an option.
+    vision_text: bool = False
 
     def task_ids(self) -> tuple[str, ...]:
         """The tasks that can run here."""
@@ -91,10 +93,10 @@ def _registered(prefixes: tuple[str, ...], registering_module: str) -> Callable[
     return plays
 
 
-def _boxoban_missing(task: str) -> str | None:
-    if not task.startswith("boxoban"):
-        return None
-    return _import("balrog_worker.envs.minihack").boxoban_missing(task)
+def _minihack_id(task: str) -> bool:
+    """Is ``task`` a MiniHack id minihack registers (with gym, as BALROG's NLE fork)?"""
+    return task.startswith("MiniHack-") and _import("balrog_worker.envs.minihack").registered(
+        task)
 
 
 FAMILIES: dict[str, Family] = {
@@ -103,14 +105,13 @@ FAMILIES: dict[str, Family] = {
         Family("babyai", ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to"),
                "balrog_worker.envs.babyai:BabyAIGame", oracle=True,
                also_plays=_registered(("BabyAI-",), "minigrid")),
-        Family("minihack", ("mazewalk_9x9", "mazewalk_15x15", "corridor_r3",
-                            "corridorbattle_dark", "quest_easy", "quest_medium", "river",
-                            "boxoban_medium", "boxoban_hard"),
-               "balrog_worker.envs.minihack:MiniHackGame", max_steps=100,
-               unavailable=_boxoban_missing,
-               also_plays=_registered(("MiniHack-",), "minihack")),
+        Family("minihack", ("boxoban_hard", "boxoban_medium", "mazewalk_9x9",
+                            "mazewalk_15x15", "corridor_r3", "corridorbattle_dark",
+                            "quest_easy", "quest_medium", "river"),
+               "balrog_worker.envs.minihack:MiniHackGame", max_steps=100, vision_text=True,
+               also_plays=_minihack_id),
         Family("nethack", ("challenge",), "balrog_worker.envs.nethack:NetHackGame",
-               max_steps=100_000),
+               max_steps=100_000, vision_text=True),
         Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
                max_steps=2000),
         Family("babaisai", BABAISAI_TASKS, "balrog_worker.envs.babaisai:BabaIsAIGame",
@@ -205,12 +206,13 @@ def make(env: str, task: str) -> Game:
 
 
 def open_game(env: str, task: str, **options) -> PlayerGame:
-    """A fresh game of ``env/task`` in the players' protocol that the episode loop drives:
-    a one-player game as ``SoloGame``, a multi-agent one with its ``options``
-    (coordination_level, observation_mode, opponent, role)."""
+    """A fresh game of ``env/task`` in the players' protocol that the episode loop drives,
+    opened with its ``options``: a one-player game as ``SoloGame`` (``vision`` where the
+    family has ``vision_text``), a multi-agent one with coordination_level,
+    observation_mode, opponent and role."""
     env, task = canonical(env, task)
     check_env_task(env, task)
     family = FAMILIES[env]
     if family.multi_agent:
         return family.load()(task, **options)
-    return SoloGame(family.load()(task))
+    return SoloGame(family.load()(task, **options))

@@ -1,10 +1,22 @@
-"""NetHack (NLE's NetHackChallenge-v0) as BALROG plays it, seeded per episode.
+"""NetHack (NLE's NetHackChallenge-v0) as BALROG plays it, on BALROG's NLE fork.
 
-The challenge forbids choosing seeds so that competitors cannot pick easy games. An
-evaluation needs the opposite (every model plays the same games), so this module keeps
-the challenge's rules (random role, all prompts and modes allowed) and only lifts the
-seeding lock. Progression is BALROG's: the largest human-play win rate over the dungeon
-levels and experience levels the episode reached (data/nle_progression.json).
+BALROG runs ``balrog-nle`` 0.9, its fork of NLE, whose NetHack re-seeds its generators
+around every level generation so that a seed fixes the dungeon (with NLE 1.x the same
+seed gives the same character in another dungeon). This module plays that game with
+BALROG's settings and protocol (``environments/nle/``, ``config/config.yaml``):
+
+- seeding: NetHack's core generator from the episode seed S, its display generator from
+  ``derive_seed("nle-display", S)`` (BALROG leaves it to the system's randomness, which
+  cannot be repeated; it changes nothing an agent sees), no reseeding;
+- ``skip_more``: while the message asks for --More--, the key is pressed within the same
+  step, the messages joined and the rewards added;
+- BALROG's text and action names (``nle_text``), its default action (``esc``);
+- an episode ends on NetHack's own end or NLE's abort (no progress for 150 steps, or
+  100,000 steps), the abort counting as truncation;
+- progression: the largest human-play win rate (``data/nle_progression.json``) over the
+  dungeon levels and experience levels reached after each step.
+
+Tested line for line against BALROG's own output (``tests/test_golden_nle.py``).
 """
 
 from __future__ import annotations
@@ -13,18 +25,22 @@ import functools
 import importlib.resources
 import json
 
-import gymnasium as gym
+from balrog_worker.envs.gym_legacy import gym  # first: gym's quiet import
+
+# isort: split
 import numpy as np
 from nle import nethack
 from nle.env.base import NLE
-from nle.env.tasks import NetHackChallenge
 
 from balrog_worker.envs import nle_text
 from balrog_worker.envs.base import Game, Observation, StepOutcome
 from balrog_worker.seeding import derive_seed
 
-OBSERVATION_KEYS = ("glyphs", "blstats", "message", "inv_strs", "inv_letters", "tty_chars",
-                    "tty_cursor", "screen_descriptions")
+# BALROG's NetHack settings (its config.yaml, nle_kwargs): a random role ("@"), 100,000
+# steps, an episode aborted after 150 steps without progress (NLE's default is 10,000),
+# no recordings.
+NETHACK_SETTINGS = {"character": "@", "max_episode_steps": 100_000,
+                    "no_progress_timeout": 150, "savedir": None, "save_ttyrec_every": 0}
 
 
 @functools.cache
@@ -50,94 +66,81 @@ def render_tty(tty_chars: np.ndarray, cell: tuple[int, int] = (6, 12)) -> np.nda
 
 
 class NLEGame(Game):
-    """What NetHack and MiniHack share: text, actions, seeding, the step."""
+    """What NetHack and MiniHack share: seeding, BALROG's text and actions, the step.
+
+    ``vision``: the text BALROG shows when images are sent too (see ``nle_text``).
+    """
 
     default_action = "esc"
 
-    def __init__(self, task: str, env: gym.Env, minihack: bool = False):
+    def __init__(self, task: str, env, minihack: bool = False, vision: bool = False):
         self.task = task
         self.env = env
-        self._vocab = nle_text.vocabulary(env.unwrapped.actions, minihack=minihack)
-        actions = env.unwrapped.actions
+        self.nle = env.unwrapped
+        self.minihack = minihack
+        self._vocab = nle_text.vocabulary(self.nle.actions, minihack=minihack)
+        actions = self.nle.actions
         # Levels whose action set has no MORE key (most MiniHack ones) cannot skip --More--.
         self._more = (actions.index(nethack.MiscAction.MORE)
                       if nethack.MiscAction.MORE in actions else None)
+        self._observer = nle_text.LanguageObserver(vision=vision)
         self._obs: dict = {}
         self._message = ""
-        self._done_reason: str | None = None
+        self._end_status = None
 
     @property
     def actions(self) -> dict[str, str]:
-        return {name: description for name, (_, description) in self._vocab.items()}
+        return {name: nle_text.describe(name) for name in self._vocab}
 
-    def _seed(self, seed: int) -> None:
-        NLE.seed(self.env.unwrapped, seed, derive_seed("nle-display", seed), reseed=False)
+    def nle_seeds(self, seed: int) -> tuple[int, int, bool]:
+        """NetHack's (core, display, reseed) seeds for the episode seed ``seed``."""
+        return seed, derive_seed("nle-display", seed), False
 
     def reset(self, seed: int) -> Observation:
-        self._seed(seed)
-        self._obs, _ = self.env.reset()
-        self._message = top_line(self._obs["tty_chars"])
-        self._done_reason = None
-        self._track()
+        self.nle.seed(*self.nle_seeds(seed))
+        self._obs = self.env.reset()
+        self._message = self._observer.message(self._obs["tty_chars"])
+        self._end_status = None
         return self._observe()
 
     def step(self, action: str) -> StepOutcome:
-        self._obs, reward, terminated, truncated, info = self.env.step(self._vocab[action][0])
-        self._track()
+        self._obs, reward, done, info = self.env.step(self._vocab[action])
         # BALROG's skip_more: while the message line asks for --More--, press it, joining
         # the messages and adding the rewards, all within this one step.
-        message = top_line(self._obs["tty_chars"])
-        while (self._more is not None and "--More--" in message
-               and not (terminated or truncated)):
+        message = self._observer.message(self._obs["tty_chars"])
+        while self._more is not None and "--More--" in message and not done:
             message = message.replace("--More--", "\n")
-            self._obs, more_reward, terminated, truncated, info = self.env.step(self._more)
-            self._track()
-            message += top_line(self._obs["tty_chars"])
+            self._obs, more_reward, done, info = self.env.step(self._more)
+            message += self._observer.message(self._obs["tty_chars"])
             reward += more_reward
         self._message = message
-        if terminated or truncated:
-            self._done_reason = self._end_reason(info)
-        return StepOutcome(self._observe(), float(reward), bool(terminated), bool(truncated))
+        self._track(float(reward))
+        truncated = bool(done) and info.get("end_status") == NLE.StepStatus.ABORTED
+        if done:
+            self._end_status = info.get("end_status")
+        return StepOutcome(self._observe(), float(reward), bool(done) and not truncated,
+                           truncated)
 
-    def _end_reason(self, info: dict) -> str:
-        """'task_successful', 'aborted' (step limit), or how the character died."""
-        status = info.get("end_status")
-        if status == NLE.StepStatus.DEATH:
-            return self.env.unwrapped.nethack.how_done().name.lower()
-        return getattr(status, "name", str(status)).lower()  # MiniHack has its own enum
-
-    def _track(self) -> None:
+    def _track(self, reward: float) -> None:
         """Per-step bookkeeping for the progression score (subclasses)."""
+
+    def _end_reason(self) -> str | None:
+        """'task_successful', 'aborted' (no progress or the step limit), how the
+        character died, or None while the episode runs."""
+        status = self._end_status
+        if status is None:
+            return None
+        if status == NLE.StepStatus.DEATH:
+            return self.nle.nethack.how_done().name.lower()
+        return getattr(status, "name", str(status)).lower()  # MiniHack has its own enum
 
     @property
     def position(self) -> tuple[int, int]:
         stats = self._obs["blstats"]
         return int(stats[nethack.NLE_BL_X]), int(stats[nethack.NLE_BL_Y])
 
-    def status_line(self) -> str:
-        s = self._obs["blstats"]
-        return (f"Dungeon level {s[nethack.NLE_BL_DEPTH]}, HP {s[nethack.NLE_BL_HP]}/"
-                f"{s[nethack.NLE_BL_HPMAX]}, experience level {s[nethack.NLE_BL_XP]}, gold "
-                f"{s[nethack.NLE_BL_GOLD]}, turn {s[nethack.NLE_BL_TIME]}")
-
     def _observe(self) -> Observation:
-        obs = self._obs
-        x, y = self.position
-        seen = nle_text.surroundings(obs["screen_descriptions"], x, y)
-        message = self._message.strip() or "(none)"
-        row, col = (int(v) for v in obs["tty_cursor"])
-        text = "\n".join([
-            f"Message: {message}",
-            "What you see around you (nearest of each kind):",
-            *(f"- {line}" for line in seen or ["nothing"]),
-            f"Cursor: row {row}, column {col}",
-            "Screen:",
-            nle_text.screen(obs["tty_chars"]),
-        ])
-        items = nle_text.inventory(obs["inv_letters"], obs["inv_strs"])
-        context = "\n".join([f"Status: {self.status_line()}", "Inventory:",
-                             *(f"- {item}" for item in items or ["nothing"])])
-        return Observation(text, context)
+        return self._observer.observe(self._obs, self._message)
 
     def frame(self) -> np.ndarray:
         return render_tty(self._obs["tty_chars"])
@@ -146,33 +149,13 @@ class NLEGame(Game):
         self.env.close()
 
 
-def top_line(tty_chars: np.ndarray) -> str:
-    """The terminal's message line, where NetHack writes messages and --More--."""
-    return bytes(tty_chars[0]).decode("latin-1").rstrip("\x00").strip()
-
-
-# BALROG's NetHack settings (its config.yaml, nle_kwargs): a random role ("@"), 100,000
-# steps, and an episode ends after 150 steps without progress (NLE's default is 10,000).
-NETHACK_SETTINGS = {"character": "@", "max_episode_steps": 100_000, "no_progress_timeout": 150}
-
-
-class SeedableChallenge(NetHackChallenge):
-    """NetHackChallenge with its rules intact and its seeding lock lifted."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        for name in ("set_initial_seeds", "set_current_seeds", "get_current_seeds"):
-            self.nethack.__dict__.pop(name, None)  # the class methods show through again
-
-
 class NetHackGame(NLEGame):
     family = "nethack"
 
-    def __init__(self, task: str):
-        super().__init__(task, SeedableChallenge(observation_keys=OBSERVATION_KEYS,
-                                                 **NETHACK_SETTINGS))
-        self._max_depth = self._max_level = 0
-        self._milestones: set[str] = set()
+    def __init__(self, task: str, vision: bool = False):
+        super().__init__(task, gym.make("NetHackChallenge-v0", **NETHACK_SETTINGS),
+                         vision=vision)
+        self._reached: set[str] = set()
 
     def instructions(self) -> str:
         # The information of BALROG's NetHack prompt: the actions, its tips, the goal.
@@ -192,30 +175,32 @@ class NetHackGame(NLEGame):
             "- Read the last message carefully: it tells you the state of the game.\n"
             "- Moving on in one direction ends at a wall (\"It's solid stone\", \"It's a "
             "wall\"): then change direction to keep exploring.\n"
-            "- Read the description and the ASCII map (or the image) to choose where to go.\n"
+            "- Read the language observation and the ASCII map (or the image) to choose "
+            "where to go.\n"
             "- Attack a monster by moving into it.\n\n"
             "A history of actions and observations from the game will follow. Your goal is "
             "to get as far as you can in the game.\n\nPLAY!"
         )
 
-    def _track(self) -> None:
+    def reset(self, seed: int) -> Observation:
+        self._reached = set()
+        return super().reset(seed)
+
+    def _track(self, reward: float) -> None:
+        # BALROG's Progress: the experience level and the dungeon depth after each step.
         stats = self._obs["blstats"]
-        self._max_depth = max(self._max_depth, int(stats[nethack.NLE_BL_DEPTH]))
-        self._max_level = max(self._max_level, int(stats[nethack.NLE_BL_XP]))
-        bottom = nle_text.screen(self._obs["tty_chars"][-2:])
-        for plane in ("Astral Plane", *(f"Home {n}" for n in range(1, 6))):
-            if plane in bottom:
-                self._milestones.add(plane)
-        if nle_text.decode(self._obs["message"]).startswith("You ascend t"):
-            self._milestones.add("You ascend t")
+        self._reached.add(f"Xp:{int(stats[nethack.NLE_BL_XP])}")
+        self._reached.add(f"Dlvl:{int(stats[nethack.NLE_BL_DEPTH])}")
 
     def progression(self) -> float:
         table = progression_table()
-        keys = [f"Dlvl:{self._max_depth}", f"Xp:{self._max_level}", *self._milestones]
-        return max(table.get(key, 0.0) for key in keys)
+        return max((table.get(key, 0.0) for key in self._reached), default=0.0)
 
     def episode_info(self) -> dict:
         stats = self._obs["blstats"]
-        return {"depth": self._max_depth, "experience_level": self._max_level,
+        depths = [int(key[5:]) for key in self._reached if key.startswith("Dlvl:")]
+        levels = [int(key[3:]) for key in self._reached if key.startswith("Xp:")]
+        return {"depth": max(depths, default=int(stats[nethack.NLE_BL_DEPTH])),
+                "experience_level": max(levels, default=int(stats[nethack.NLE_BL_XP])),
                 "gold": int(stats[nethack.NLE_BL_GOLD]), "turn": int(stats[nethack.NLE_BL_TIME]),
-                "death_reason": self._done_reason}
+                "death_reason": self._end_reason()}

@@ -1,19 +1,38 @@
-"""NetHack's screen as language, and its keys as named actions (NetHack and MiniHack).
+"""NetHack's observations as BALROG's text, and its keys as BALROG's named actions.
 
-The description of the surroundings is written from NLE's ``screen_descriptions``: the
-text NetHack's own ``;`` (farlook) command gives for every map cell. For each distinct
-thing in sight the nearest instance is reported with its exact offset from the agent
-("newt: 1 step north and 2 steps east"), so nothing is rounded away.
+BALROG describes an NLE observation with nle-language-wrapper's compiled module, which
+its NLE fork ``balrog-nle`` bundles as ``nle.nle_language_obsv``: the message, a
+description of what surrounds the player ("tame kitten adjacent northeast"), what the
+cursor is on, the status and the inventory. This module calls that same module and lays
+its parts out as BALROG's NetHack wrapper does (``environments/nle/base.py``):
+
+- text agents (BALROG's "hybrid" mode): the sections ``message``, ``language
+  observation``, ``cursor`` (with the cursor's position) and ``map`` (the terminal
+  without its message row) as long-term context, ``inventory`` as short-term context;
+- vision agents (its "language" mode, when images are sent): ``message``, ``language
+  observation`` and ``cursor``; ``statistics`` and ``inventory`` as short-term context.
+
+Each section is its name, a colon, a line break, the text and a line break; sections are
+joined by a line break. Tested line for line against BALROG's own output
+(``tests/test_golden_nle.py``).
 """
 
 from __future__ import annotations
 
+from balrog_worker.envs.gym_legacy import gym  # noqa: F401 - first: gym's quiet import
+
+# isort: split
 import numpy as np
+from nle import nle_language_obsv
+from nle.language_wrapper.wrappers.nle_language_wrapper import NLELanguageWrapper
+from nle.nethack import USEFUL_ACTIONS
 from nle.nethack import actions as nle_actions
 
-# Directions as NetHack's map lays them out: rows grow southwards, columns eastwards.
-_COMPASS = {"N": "north", "E": "east", "S": "south", "W": "west",
-            "NE": "northeast", "SE": "southeast", "SW": "southwest", "NW": "northwest"}
+from balrog_worker.envs.base import Observation
+
+# Every NLE action with its names: the first is the one BALROG shows, the others are the
+# keys that also press it ("north", "k"); letters and digits are among them.
+ACTION_NAMES: dict[nle_actions.enum.IntEnum, list[str]] = NLELanguageWrapper.all_nle_action_map
 
 _COMMANDS = {
     "adjust": "adjust inventory letters", "annotate": "name the current level",
@@ -64,129 +83,98 @@ _COMMANDS = {
     "whatdoes": "tell what a key does", "whatis": "describe a map symbol",
     "wield": "wield a weapon", "wipe": "wipe your face", "zap": "zap a wand",
 }
-_CHARACTERS = {"PLUS": "+", "MINUS": "-", "SPACE": "space", "APOS": "'", "QUOTE": '"',
-               "DOLLAR": "$", **{f"NUM_{d}": str(d) for d in range(10)}}
-
-
-def action_name(action: nle_actions.enum.IntEnum) -> str:
-    kind = type(action).__name__
-    if kind == "CompassDirection":
-        return _COMPASS[action.name]
-    if kind == "CompassDirectionLonger":
-        return f"far {_COMPASS[action.name]}"
-    if kind == "TextCharacters":
-        return _CHARACTERS[action.name]
-    return action.name.lower()
-
-
-def action_description(action: nle_actions.enum.IntEnum) -> str:
-    kind = type(action).__name__
-    name = action_name(action)
-    if kind == "CompassDirection":
-        return f"move one step {name}, or attack a monster there"
-    if kind == "CompassDirectionLonger":
-        return f"move {name[4:]} until something interesting is reached"
-    if kind == "TextCharacters":
-        return f"type '{name if name != 'space' else ' '}' (answers prompts and menus)"
-    return {"up": "go up a staircase (<) you stand on",
-            "down": "go down a staircase (>) you stand on",
-            "wait": "rest one turn", "more": "read the next message (--More--)",
-            }.get(name) or _COMMANDS.get(name, name)
-
-
-# BALROG names NLE's actions as nle-language-wrapper does (the first name of each key).
-# Where two of NLE's enums share a key, that map holds one entry for both: '+', '"' and
-# '$' are named after the commands bound to them, as in BALROG's action list.
-_BALROG_NAMES = {"turn": "turnundead", "+": "seespells", '"': "seeamulet", "$": "seegold"}
-
-# BALROG's MiniHack action list (balrog/environments/minihack/__init__.py): a level offers
-# those of its actions whose name is here, nothing else.
+# BALROG's MiniHack action list (``environments/minihack/__init__.py``): a level offers
+# those of its actions whose first name is here, nothing else.
 MINIHACK_ACTIONS = (
     "north", "east", "south", "west", "northeast", "southeast", "southwest", "northwest",
     "far north", "far east", "far south", "far west", "far northeast", "far southeast",
     "far southwest", "far northwest", "up", "down", "wait", "more", "apply", "close", "open",
     "eat", "force", "kick", "loot", "pickup", "pray", "puton", "quaff", "search", "zap",
 )
+_MOVES = {"up": "go up a staircase (<) you stand on",
+          "down": "go down a staircase (>) you stand on",
+          "wait": "rest one turn", "more": "read the next message (--More--)",
+          "space": "press the space bar (answers prompts and menus)"}
+KEYS = (*map(chr, range(ord("a"), ord("z") + 1)), *map(chr, range(ord("A"), ord("Z") + 1)),
+        *map(str, range(10)))
 
 
-def balrog_name(action: nle_actions.enum.IntEnum) -> str:
-    name = action_name(action)
-    return _BALROG_NAMES.get(name, name)
+def describe(name: str) -> str:
+    """A one-line description of the action ``name``, for the instructions."""
+    if name.startswith("far "):
+        return f"move {name[4:]} until something interesting is reached"
+    if name in ("north", "east", "south", "west", "northeast", "southeast", "southwest",
+                "northwest"):
+        return f"move one step {name}, or attack a monster there"
+    if len(name) == 1:
+        return f"type the key '{name}' (answers prompts and menus)"
+    return _MOVES.get(name) or _COMMANDS.get(name, name)
 
 
-def vocabulary(env_actions, minihack: bool = False) -> dict[str, tuple[int, str]]:
-    """BALROG's action set: name -> (index in the env's action space, description).
+def vocabulary(env_actions, minihack: bool = False) -> dict[str, int]:
+    """BALROG's valid actions of a game, each with the index in the env's action space of
+    the key it presses.
 
-    NetHack: the names of NLE's useful actions, then every letter a-z, A-Z and digit 0-9
-    as a single key (answering prompts and menus: "What do you want to eat? [fg]" -> f),
-    each pressing the env action bound to that key. MiniHack: the level's actions whose
-    names are in BALROG's MiniHack list.
+    NetHack (its ``create_action_space``): the first name of every one of NLE's useful
+    actions, then every letter a-z, A-Z and every digit 0-9 as a key (answering prompts
+    and menus: "What do you want to eat? [fg]" -> f). BALROG also lists "00" to "99",
+    which its wrapper cannot play (the episode would crash): they are left out.
+    MiniHack: the level's actions whose first name is in BALROG's MiniHack list.
     """
-    from nle.nethack import USEFUL_ACTIONS
-
-    vocab: dict[str, tuple[int, str]] = {}
-    for index, action in enumerate(env_actions):
-        name = balrog_name(action)
-        if minihack and name not in MINIHACK_ACTIONS:
-            continue
-        if not minihack and action not in USEFUL_ACTIONS:
-            continue
-        vocab.setdefault(name, (index, _COMMANDS.get(name) or action_description(action)))
+    index_of: dict[str, int] = {}  # every name and key of the env's actions
+    for action, names in ACTION_NAMES.items():
+        if action in env_actions:
+            for name in names:
+                index_of[name] = env_actions.index(action)
     if minihack:
-        return vocab
-    by_key = {}
-    for index, action in enumerate(env_actions):
-        by_key.setdefault(chr(int(action)), index)
-    keys = [*map(chr, range(ord("a"), ord("z") + 1)), *map(chr, range(ord("A"), ord("Z") + 1)),
-            *map(str, range(10))]
-    for key in keys:
-        if key in by_key:
-            vocab[key] = (by_key[key], f"type the key '{key}' (answers prompts and menus)")
-    return vocab
+        names = [ACTION_NAMES[action][0] for action in env_actions]
+        return {name: index_of[name] for name in names if name in MINIHACK_ACTIONS}
+    names = [names[0] for action, names in ACTION_NAMES.items() if action in USEFUL_ACTIONS]
+    return {name: index_of[name] for name in [*names, *KEYS]}
 
 
-def _steps(n: int, direction: str) -> str:
-    return f"{n} step{'s' if n != 1 else ''} {direction}"
+class LanguageObserver:
+    """BALROG's text of NLE observations (one per game: the module is not shared
+    between threads)."""
+
+    def __init__(self, vision: bool = False):
+        self.vision = vision
+        self._language = nle_language_obsv.NLELanguageObsv()
+
+    def message(self, tty_chars: np.ndarray) -> str:
+        """The message the terminal shows (its top line)."""
+        return self._language.text_message(tty_chars).decode("latin-1")
+
+    def observe(self, obs: dict, message: str) -> Observation:
+        """BALROG's text of ``obs``, whose (joined) message is ``message``."""
+        language = self._language
+        glyphs, blstats = obs["glyphs"], obs["blstats"]
+        cursor = language.text_cursor(glyphs, blstats, obs["tty_cursor"]).decode("latin-1")
+        inventory = language.text_inventory(obs["inv_strs"], obs["inv_letters"]).decode(
+            "latin-1")
+        long_term = [("message", message),
+                     ("language observation",
+                      language.text_glyphs(glyphs, blstats).decode("latin-1"))]
+        if self.vision:
+            long_term.append(("cursor", cursor))
+            short_term = [("statistics", language.text_blstats(blstats).decode("latin-1")),
+                          ("inventory", inventory)]
+        else:
+            row, column = (int(v) for v in obs["tty_cursor"])
+            long_term += [("cursor", f"{cursor}\n(x={column}, y={row})"),
+                          ("map", screen_rows(obs["tty_chars"][1:]))]
+            short_term = [("inventory", inventory)]
+        return Observation(sections(long_term), sections(short_term))
 
 
-def offset_phrase(dx: int, dy: int) -> str:
-    """'1 step north and 2 steps east' for a map offset (dy > 0 is south)."""
-    parts = []
-    if dy:
-        parts.append(_steps(abs(dy), "south" if dy > 0 else "north"))
-    if dx:
-        parts.append(_steps(abs(dx), "east" if dx > 0 else "west"))
-    return " and ".join(parts) or "here"
+def sections(parts: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{name}:\n{text}\n" for name, text in parts)
+
+
+def screen_rows(tty_chars: np.ndarray) -> str:
+    """Terminal rows as text, each ended by a line break (trailing blanks kept)."""
+    return "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars)
 
 
 def decode(chars: np.ndarray) -> str:
     return bytes(chars).decode("latin-1").rstrip("\x00").strip()
-
-
-def surroundings(descriptions: np.ndarray, x: int, y: int) -> list[str]:
-    """The nearest instance of every distinct thing on the map, nearest first.
-
-    ``descriptions`` is NLE's (rows, cols, 80) ``screen_descriptions``; the agent stands at
-    column ``x``, row ``y``. Distance is counted in moves (NetHack moves diagonally too).
-    """
-    nearest: dict[str, tuple[int, int, int]] = {}
-    rows, cols = np.nonzero(descriptions[:, :, 0])
-    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-        if (col, row) == (x, y):
-            continue
-        text = decode(descriptions[row, col])
-        dx, dy = col - x, row - y
-        distance = max(abs(dx), abs(dy))
-        if text not in nearest or (distance, dy, dx) < nearest[text]:
-            nearest[text] = (distance, dy, dx)
-    ordered = sorted(nearest.items(), key=lambda item: (item[1], item[0]))
-    return [f"{text}: {offset_phrase(dx, dy)}" for text, (_, dy, dx) in ordered]
-
-
-def inventory(letters: np.ndarray, strings: np.ndarray) -> list[str]:
-    return [f"{chr(letter)}: {decode(text)}" for letter, text in zip(letters, strings,
-                                                                      strict=True) if letter]
-
-
-def screen(tty_chars: np.ndarray) -> str:
-    return "\n".join(bytes(row).decode("latin-1").rstrip() for row in tty_chars)
