@@ -35,14 +35,12 @@ def raw_step(game):
 
         return lambda a: game._wrapped.step(ACTIONS[a][0])
     if game.family in ("nethack", "minihack"):
-        from balrog_worker.envs.nethack import top_line
-
         def nle_step(action):
             # BALROG's skip_more is part of a step: --More-- pressed until the message ends.
-            obs, _, done, truncated, _ = game.env.step(game._vocab[action][0])
-            while (game._more is not None and not (done or truncated)
-                   and "--More--" in top_line(obs["tty_chars"])):
-                obs, _, done, truncated, _ = game.env.step(game._more)
+            obs, _, done, _ = game.env.step(game._vocab[action])
+            while (game._more is not None and not done
+                   and "--More--" in game._observer.message(obs["tty_chars"])):
+                obs, _, done, _ = game.env.step(game._more)
 
         return nle_step
     if game.family == "crafter":
@@ -89,7 +87,7 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=DEFAULT_IDS)
     args = parser.parse_args()
     header("harness overhead: harness steps/s vs the raw simulator",
-           ("nle", "minihack", "crafter", "textworld"))
+           ("balrog-nle", "minihack", "crafter", "textworld"))
     print(f"{'env':28} {'steps':>6} {'harness/s':>10} {'raw/s':>10} {'raw / harness':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         for env_id in args.envs:

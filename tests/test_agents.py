@@ -9,7 +9,7 @@ from balrog_worker.agents import AGENTS, demonstrations_for
 from balrog_worker.agents.demonstrations import demonstration_seeds
 from balrog_worker.cells import Cell
 from balrog_worker.clients.base import Completion
-from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
+from balrog_worker.config import AgentSpec, CellConfig, ConfigError, ModelSpec
 from balrog_worker.evaluator import run_cell
 from balrog_worker.seeding import episode_seed
 from balrog_worker.store import read_jsonl
@@ -233,3 +233,28 @@ def test_demonstrations_are_cut_at_max_icl_history_keeping_the_end_marker():
         f"Obesrvation:\n{demos[0].observations[1]}",
         "****** END OF DEMONSTRATION EPISODE 1 ******",
         "****** Now it's your turn to play the game! ******"]
+
+
+def test_textworld_demonstrations_are_games_the_cell_does_not_play():
+    """BALROG's TextWorld task is 25 games (seed S plays game S % 25): a demonstration is
+    another game than every one the cell plays, and a cell playing too many of them for a
+    demonstration to be left is refused before it runs."""
+    family = envs.FAMILIES["textworld"]
+    config = CellConfig(cell=Cell("m", "few_shot", "textworld", "coin_collector"),
+                        model=ModelSpec("m", "random"),
+                        agent=AgentSpec("few_shot", "few_shot", icl_episodes=2),
+                        episodes=10, max_steps=5)
+    played = {family.game_of(episode_seed(0, "textworld", "coin_collector", i))
+              for i in range(10)}
+    seeds = demonstration_seeds(0, "textworld", "coin_collector", 2, frozenset(played),
+                                family.game_of)
+    shown = {family.game_of(seed) for seed in seeds}
+    assert len(shown) == 2 and not shown & played
+    demos = demonstrations_for(config)
+    assert [d.seed for d in demos] == seeds and all(d.progression == 1.0 for d in demos)
+    with pytest.raises(ConfigError, match="too many to leave 2 for demonstrations"):
+        CellConfig(cell=config.cell, model=config.model, agent=config.agent, episodes=200,
+                   max_steps=5)
+    with pytest.raises(ValueError, match="no game is left"):
+        demonstration_seeds(0, "textworld", "coin_collector", 1, frozenset(range(25)),
+                            family.game_of)

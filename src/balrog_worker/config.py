@@ -20,6 +20,7 @@ import yaml
 from balrog_worker import envs
 from balrog_worker.cells import Cell, slugify
 from balrog_worker.secrets import looks_like_key, redact, url_has_credentials
+from balrog_worker.seeding import episode_seed
 from balrog_worker.vocab import (
     AGENT_TYPES,
     ANSWER_PARSING,
@@ -256,7 +257,17 @@ class CellConfig:
                 f"agent {self.agent.name!r}: few_shot needs demonstrations, which come from "
                 f"the scripted expert on seeds the cell never plays; env {self.cell.env!r} "
                 "has none (BALROG's recorded demonstrations are not available offline)")
-        if self.model.backend == "scripted" and not envs.FAMILIES[self.cell.env].oracle:
+        family = envs.FAMILIES[self.cell.env]
+        if self.agent.type == "few_shot" and family.fixed_games:
+            games = {family.game_of(episode_seed(self.seed, self.cell.env, self.cell.task, i))
+                     for i in range(self.episodes)}
+            if len(games) + self.agent.icl_episodes > family.fixed_games:
+                raise ConfigError(
+                    f"agent {self.agent.name!r}: few_shot shows games the cell does not play; "
+                    f"{self.episodes} episodes of {self.cell.env}/{self.cell.task} play "
+                    f"{len(games)} of its {family.fixed_games} games, too many to leave "
+                    f"{self.agent.icl_episodes} for demonstrations")
+        if self.model.backend == "scripted" and not family.oracle:
             with_oracle = [name for name, family in envs.FAMILIES.items() if family.oracle]
             raise ConfigError(
                 f"model {self.model.name!r}: env {self.cell.env!r} has no scripted oracle "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from balrog_worker import envs
 from balrog_worker.agents.base import Agent, Decision, invalid_action_note
 from balrog_worker.agents.cot import CoTAgent
 from balrog_worker.agents.demonstrations import (
@@ -39,10 +40,17 @@ def _playable_seeds(base_seed: int, env: str, task: str) -> frozenset[int]:
 
 def demonstrations_for(config: CellConfig) -> tuple[Demonstration, ...]:
     """The few-shot demonstrations of a cell: its game played by the scripted expert on
-    seeds no cell of that game plays."""
+    seeds no cell of that game plays or, where a task is a fixed set of games (BALROG's
+    TextWorld), on games this cell does not play."""
     cell, agent = config.cell, config.agent
-    seeds = demonstration_seeds(config.seed, cell.env, cell.task, agent.icl_episodes,
-                                _playable_seeds(config.seed, cell.env, cell.task))
+    family = envs.FAMILIES[cell.env]
+    if family.fixed_games:
+        played = frozenset(family.game_of(episode_seed(config.seed, cell.env, cell.task, i))
+                           for i in range(config.episodes))
+    else:
+        played = _playable_seeds(config.seed, cell.env, cell.task)
+    seeds = demonstration_seeds(config.seed, cell.env, cell.task, agent.icl_episodes, played,
+                                family.game_of)
     return tuple(scripted_demonstration(cell.env, cell.task, seed) for seed in seeds)
 
 

@@ -11,6 +11,7 @@ came from (source, seed), and the episode records carry that.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from balrog_worker.seeding import derive_seed
@@ -36,17 +37,26 @@ class Demonstration:
                 "steps": len(self.actions), "progression": self.progression}
 
 
+# Demonstration seeds tried before giving up (only a task of few games can run out).
+MAX_DEMONSTRATION_DRAWS = 10_000
+
+
 def demonstration_seeds(base_seed: int, env: str, task: str, count: int,
-                        played: frozenset[int]) -> list[int]:
-    """``count`` seeds of the demonstration namespace, none of them in ``played``."""
+                        played: frozenset[int],
+                        game_of: Callable[[int], int] = lambda seed: seed) -> list[int]:
+    """``count`` seeds of the demonstration namespace that play none of the ``played``
+    games (``game_of`` names the game a seed plays) and no game twice."""
     seeds: list[int] = []
-    k = 0
-    while len(seeds) < count:
+    games = set(played)
+    for k in range(MAX_DEMONSTRATION_DRAWS):
         seed = derive_seed("demonstration", base_seed, env, task, k)
-        if seed not in played and seed not in seeds:
+        if game_of(seed) not in games:
             seeds.append(seed)
-        k += 1
-    return seeds
+            games.add(game_of(seed))
+            if len(seeds) == count:
+                return seeds
+    raise ValueError(f"{env}/{task}: no game is left for {count} demonstration(s) that the "
+                     "cell does not play")
 
 
 @functools.cache

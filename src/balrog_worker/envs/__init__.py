@@ -38,6 +38,9 @@ BABAISAI_TASKS = (
     "two_room-make_you-make_win", "two_room-make_wall_win",
 )
 
+# BALROG's TextWorld tasks are 25 pre-generated games each (envs/data, bundled.py).
+TEXTWORLD_GAMES = 25
+
 __all__ = ["FAMILIES", "Family", "Game", "Observation", "PlayerGame", "StepOutcome", "Turn",
            "check_env_task", "env_ids", "make", "open_game"]
 
@@ -65,6 +68,13 @@ class Family:
     # BALROG shows vision agents other text (NetHack's "language" mode): its games take
     # ``vision`` (whether images are sent) as an option.
     vision_text: bool = False
+    # Games per task where a task is a fixed set (BALROG's TextWorld: seed S plays game
+    # S % 25); None where every seed makes its own game.
+    fixed_games: int | None = None
+
+    def game_of(self, seed: int) -> int:
+        """Which game of a task the episode seed ``seed`` plays."""
+        return seed % self.fixed_games if self.fixed_games else seed
 
     def task_ids(self) -> tuple[str, ...]:
         """The tasks that can run here."""
@@ -117,7 +127,8 @@ FAMILIES: dict[str, Family] = {
         Family("babaisai", BABAISAI_TASKS, "balrog_worker.envs.babaisai:BabaIsAIGame",
                max_steps=100, oracle=True),
         Family("textworld", ("treasure_hunter", "the_cooking_game", "coin_collector"),
-               "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True),
+               "balrog_worker.envs.textworld:TextWorldGame", max_steps=80, oracle=True,
+               fixed_games=TEXTWORLD_GAMES),
         Family("multigrid", ("soccer", "collect"), "balrog_worker.multigrid.game:MultiGridGame",
                oracle=True, multi_agent=True,
                players=lambda task: {"soccer": 2, "collect": 3}[task]),
