@@ -48,3 +48,29 @@ def test_the_scripted_expert_solves_babaisai_through_the_harness(task, tmp_path)
     assert report.summary["aggregate"]["progression"] == 100.0
     episodes, _ = read_jsonl(tmp_path / "episodes.jsonl")
     assert all(e["invalid_actions"] == 0 and e["target_plan"] for e in episodes)
+
+
+BALROG_IDS = [("nle", "NetHackChallenge-v0"), ("textworld", "treasure_hunter"),
+              ("textworld", "the_cooking_game"), ("textworld", "coin_collector")] + [
+    ("minihack", f"MiniHack-{name}-v0") for name in (
+        "Boxoban-Hard", "Boxoban-Medium", "MazeWalk-9x9", "MazeWalk-15x15", "Corridor-R3",
+        "CorridorBattle-Dark", "Quest-Easy", "Quest-Medium")]
+
+
+@pytest.mark.parametrize("env_task", BALROG_IDS, ids="/".join)
+def test_one_episode_of_every_balrog_task_plays_through_the_command_line(env_task, tmp_path):
+    """BALROG's own names, through `balrog-worker run`, offline: the data each game reads
+    ships with the package."""
+    from tests.conftest import run_cli
+
+    env, task = env_task
+    run_cli("run", "--env", env, "--task", task, "--model", "random", "--agent", "naive",
+            "--episodes", "1", "--max-steps", "3", "--out", str(tmp_path / "cell"))
+    (episode,), _ = read_jsonl(tmp_path / "cell" / "episodes.jsonl")
+    assert episode["num_steps"] == 3 and episode["invalid_actions"] == 0
+    steps, _ = read_jsonl(tmp_path / "cell" / "steps.jsonl")
+    first = steps[0]["observation"]
+    if env == "textworld":
+        assert "-=" in first  # a room's name, as the game prints it
+    else:
+        assert "message:\n" in first and "\nlanguage observation:\n" in first

@@ -271,3 +271,36 @@ def test_an_invalid_answer_plays_the_default_action_and_is_counted(tmp_path):
     assert steps[1]["observation"].startswith("Current Observation:\ninventory:\na: ")
     assert ("\n\n\nYour previous output did not contain a valid action. Defaulted to action: "
             "north\n\nObservation:\nmessage:\n") in steps[1]["observation"]
+
+
+@pytest.mark.parametrize("task", [("nethack", "challenge"), ("minihack", "boxoban_hard")],
+                         ids="/".join)
+def test_episodes_in_threads_play_as_they_do_alone(task, tmp_path):
+    """Concurrent episodes build their games one at a time (two NLE constructions at once
+    deadlocked) and each plays exactly what it plays alone."""
+    from balrog_worker.cells import Cell
+    from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
+    from balrog_worker.evaluator import run_cell
+    from balrog_worker.store import read_jsonl
+
+    def play(parallel: int) -> list[tuple]:
+        config = CellConfig(cell=Cell("random", "naive", *task), model=BUILTIN_MODELS["random"],
+                            agent=AgentSpec("naive", "naive"), episodes=4, max_steps=15,
+                            parallel_episodes=parallel)
+        out = tmp_path / str(parallel)
+        assert run_cell(config, out).failed == 0
+        steps, _ = read_jsonl(out / "steps.jsonl")
+        return sorted((s["episode_index"], s["step"], s["action"], s["observation"])
+                      for s in steps)
+
+    assert play(4) == play(1)
+
+
+def test_a_fresh_process_builds_concurrent_games_without_deadlock(tmp_path):
+    """The deadlock showed in a fresh process (an import numpy makes from inside NLE's
+    constructor, in two threads at once): four episodes at once, in a new process."""
+    from tests.conftest import run_cli
+
+    run_cli("run", "--env", "minihack", "--task", "mazewalk_9x9", "--model", "random",
+            "--agent", "naive", "--episodes", "4", "--max-steps", "3", "--parallel", "4",
+            "--out", str(tmp_path / "cell"), timeout=90)

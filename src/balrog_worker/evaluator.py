@@ -190,7 +190,7 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
                     log.info(
                         "%s [%d/%d] episode %d: %s, progression %.2f, %d steps, %.1fs",
                         config.run_id, finished, config.episodes, episode["episode_index"],
-                        episode["end_reason"], episode.get("progression", 0.0),
+                        episode["end_reason"], episode.get("progression") or 0.0,
                         episode["num_steps"], episode["duration_s"],
                     )
         except BaseException:

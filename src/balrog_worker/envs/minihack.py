@@ -22,7 +22,7 @@ from balrog_worker.envs.gym_legacy import gym  # first: gym's quiet import
 from minihack.envs.boxohack import BoxoHack
 
 from balrog_worker.envs import bundled
-from balrog_worker.envs.nethack import NLEGame
+from balrog_worker.envs.nethack import NLEGame, build
 
 TASKS = {
     "boxoban_hard": "MiniHack-Boxoban-Hard-v0",
@@ -93,8 +93,8 @@ def make_env(env_id: str):
     """The gym env of a MiniHack id, built as BALROG builds it."""
     settings = {"observation_keys": OBSERVATION_KEYS, **MINIHACK_SETTINGS}
     if env_id in BOXOBAN_SETS:
-        return Boxoban(level_set=BOXOBAN_SETS[env_id], **settings)
-    return gym.make(env_id, **settings)
+        return build(lambda: Boxoban(level_set=BOXOBAN_SETS[env_id], **settings))
+    return build(lambda: gym.make(env_id, **settings))
 
 
 def registered(env_id: str) -> bool:

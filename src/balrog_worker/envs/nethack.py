@@ -24,6 +24,8 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+import threading
+from collections.abc import Callable
 
 from balrog_worker.envs.gym_legacy import gym  # first: gym's quiet import
 
@@ -41,6 +43,17 @@ from balrog_worker.seeding import derive_seed
 # no recordings.
 NETHACK_SETTINGS = {"character": "@", "max_episode_steps": 100_000,
                     "no_progress_timeout": 150, "savedir": None, "save_ttyrec_every": 0}
+
+
+# Two NLE envs built at once in two threads deadlocked (both inside NLE's constructor,
+# one of them in an import numpy makes from there): episodes build them one at a time.
+_BUILDING = threading.Lock()
+
+
+def build(make: Callable[[], object]):
+    """``make()``, an NLE env's construction, one thread at a time."""
+    with _BUILDING:
+        return make()
 
 
 @functools.cache
@@ -153,8 +166,8 @@ class NetHackGame(NLEGame):
     family = "nethack"
 
     def __init__(self, task: str, vision: bool = False):
-        super().__init__(task, gym.make("NetHackChallenge-v0", **NETHACK_SETTINGS),
-                         vision=vision)
+        super().__init__(task, build(lambda: gym.make("NetHackChallenge-v0",
+                                                      **NETHACK_SETTINGS)), vision=vision)
         self._reached: set[str] = set()
 
     def instructions(self) -> str:
