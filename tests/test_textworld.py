@@ -115,3 +115,34 @@ def test_frame_shows_the_text(games):
     frame = game.frame()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert (frame < 128).any() and (frame == 255).mean() > 0.5  # dark text on white
+
+
+def test_a_model_episode_plays_one_copy_of_the_game(monkeypatch):
+    """The commands TextWorld could list come from a second copy of the game, built only
+    for the policies that read them (the random and scripted baselines): an episode of a
+    model never builds it."""
+    from balrog_worker.cells import Cell
+    from balrog_worker.clients.base import Client, Completion
+    from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
+    from balrog_worker.episode import Episode
+
+    class Walker(Client):
+        def complete(self, request):
+            return Completion(text="go north")
+
+    config = CellConfig(cell=Cell("m", "naive", "textworld", "coin_collector"),
+                        model=ModelSpec("m", "random"), agent=AgentSpec("naive", "naive"),
+                        episodes=1, max_steps=5)
+    from balrog_worker.envs import textworld
+
+    loaded = []
+    load = textworld._load
+    monkeypatch.setattr(textworld, "_load", lambda path, infos: loaded.append(infos) or load(
+        path, infos))
+    episode = Episode.of_cell(config, Walker(), 0, seed=3)
+    try:
+        record = episode.play()
+    finally:
+        episode.close()
+    assert record.num_steps == 5 and record.invalid_actions == 0
+    assert loaded == [textworld.INFOS]

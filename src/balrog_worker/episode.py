@@ -20,7 +20,7 @@ from balrog_worker.agents import Agent, Decision, invalid_action_note, make_agen
 from balrog_worker.clients.base import Client, Completion
 from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig, ModelSpec
-from balrog_worker.envs.base import Observation, PlayerGame
+from balrog_worker.envs.base import LazyActions, Observation, PlayerGame
 from balrog_worker.records import (
     CellKeys,
     EpisodeRecord,
@@ -150,7 +150,8 @@ class Episode:
         seed = derive_seed(self.settings.seed, self.step_index, game.call_key(player))
         # The scripted baseline asks the game's expert; no model sees it. The game does
         # not move while its players decide, so asking late is asking now.
-        return agent.act(self.observations[player], game.actions(player), seed,
+        actions = LazyActions(lambda: game.actions(player))
+        return agent.act(self.observations[player], actions, seed,
                          self._notes[player], oracle=lambda: game.oracle_action(player),
                          image=image)
 

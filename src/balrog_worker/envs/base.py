@@ -7,6 +7,7 @@ as strings from a fixed vocabulary, and reports BALROG's progression score in [0
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +78,42 @@ class Game(ABC):
 
     def close(self) -> None:  # noqa: B027 - most games hold nothing to release
         pass
+
+
+class LazyActions(Sequence[str]):
+    """A game's valid actions, listed when first read. Most agents never read them (an
+    answer is checked with ``is_valid``), and listing them can cost: TextWorld derives
+    them from a second copy of the game."""
+
+    def __init__(self, list_them: Callable[[], Iterable[str]]):
+        self._list_them = list_them
+        self._items: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = tuple(self._list_them())
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, action: object) -> bool:
+        return action in self._all()
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return f"LazyActions({self._items!r})" if self._items is not None else "LazyActions(…)"
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,6 @@ class NLEGame(Game):
         self.task = task
         self.env = env
         self.nle = env.unwrapped
-        self.minihack = minihack
         self._vocab = nle_text.vocabulary(self.nle.actions, minihack=minihack)
         actions = self.nle.actions
         # Levels whose action set has no MORE key (most MiniHack ones) cannot skip --More--.

@@ -127,7 +127,7 @@ def vocabulary(env_actions, minihack: bool = False) -> dict[str, int]:
             for name in names:
                 index_of[name] = env_actions.index(action)
     if minihack:
-        names = [ACTION_NAMES[action][0] for action in env_actions]
+        names = [ACTION_NAMES.get(action, [None])[0] for action in env_actions]
         return {name: index_of[name] for name in names if name in MINIHACK_ACTIONS}
     names = [names[0] for action, names in ACTION_NAMES.items() if action in USEFUL_ACTIONS]
     return {name: index_of[name] for name in [*names, *KEYS]}
@@ -175,6 +175,3 @@ def screen_rows(tty_chars: np.ndarray) -> str:
     """Terminal rows as text, each ended by a line break (trailing blanks kept)."""
     return "".join(bytes(row).decode("latin-1") + "\n" for row in tty_chars)
 
-
-def decode(chars: np.ndarray) -> str:
-    return bytes(chars).decode("latin-1").rstrip("\x00").strip()
