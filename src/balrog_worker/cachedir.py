@@ -1,4 +1,4 @@
-"""Where built artefacts (joined model weights, generated games) are kept between runs."""
+"""Where built artefacts (joined model weights, unpacked game data) are kept between runs."""
 
 import os
 from pathlib import Path

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -125,7 +126,15 @@ def settings_from(args: argparse.Namespace) -> dict:
         settings["emit_jsonl"] = False
     if not settings["run_id"]:
         raise ConfigError("--run-id is required (or run_id in the --config file)")
+    if not isinstance(settings["run_id"], str) or not RUN_ID.match(settings["run_id"]):
+        raise ConfigError(f"run id {str(settings['run_id'])[:80]!r}: it names files in the "
+                          "telemetry dir, so it is letters, digits, '.', '_' and '-' (not "
+                          "starting with '.'), at most 128 characters")
     return settings
+
+
+# A run id names a folder and files inside the telemetry dir: nothing that leaves it.
+RUN_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
 def cell_config(settings: dict) -> CellConfig:

@@ -46,9 +46,14 @@ def cell_config(cell_dir: Path) -> CellConfig:
     for name in (CELL_CONFIG, SUMMARY):
         path = Path(cell_dir) / name
         if path.is_file():
-            data = json.loads(path.read_text())
-            return cell_config_from_dict({k: v for k, v in data.items() if k not in _NOT_CONFIG},
-                                         source=str(path))
+            try:  # records from elsewhere: any defect is this cell's, said in one line
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+                return cell_config_from_dict(
+                    {k: v for k, v in data.items() if k not in _NOT_CONFIG}, source=str(path))
+            except ValueError as error:  # ConfigError, JSON and UTF-8 errors among them
+                raise ReplayError(f"{path}: {str(error).splitlines()[0]}") from None
     raise ReplayError(f"{cell_dir}: no {CELL_CONFIG} or {SUMMARY}: not a finished cell")
 
 

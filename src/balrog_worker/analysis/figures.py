@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 import polars as pl
 import seaborn as sns
 
+# Names come from records (a model id is free text): "$" is a dollar, never mathtext.
+matplotlib.rcParams["text.parse_math"] = False
+
 PALETTE = "colorblind"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,14 +63,38 @@ def _whole_lines(path: Path) -> bytes:
     return data[:cut]
 
 
+def _fits(value: object, dtype: pl.DataType) -> bool:
+    """Whether a JSON value can stand in a column of ``dtype`` (null always can)."""
+    if value is None:
+        return True
+    if dtype == pl.Boolean:
+        return isinstance(value, bool)
+    if dtype == pl.Int64:
+        return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    if dtype == pl.Float64:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    return isinstance(value, str)
+
+
 def _tolerant_frame(path: Path, schema: dict) -> pl.DataFrame:
-    """One file parsed line by line, dropping (and reporting) lines that do not parse."""
+    """One file parsed line by line, dropping (and reporting) lines that do not parse or
+    hold a field of the wrong type (the rest of the file still counts)."""
     rows = []
     for number, line in enumerate(_whole_lines(path).splitlines(), 1):
         try:
             record = json.loads(line)
         except ValueError:
             log.warning("%s:%d: skipped a corrupt record", path, number)
+            continue
+        if not isinstance(record, dict):
+            log.warning("%s:%d: skipped a record that is not an object", path, number)
+            continue
+        wrong = next((name for name, dtype in schema.items()
+                      if not _fits(record.get(name), dtype)), None)
+        if wrong is not None:
+            log.warning("%s:%d: skipped a record whose %s is not a %s", path, number, wrong,
+                        schema[wrong])
             continue
         rows.append({name: record.get(name) for name in schema})
     return pl.DataFrame(rows, schema=schema, strict=False)

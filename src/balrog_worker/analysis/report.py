@@ -12,11 +12,14 @@ import base64
 import datetime
 import html
 import json
+import logging
 from pathlib import Path
 
 import polars as pl
 
 from balrog_worker.provenance import git_revision, package_versions
+
+log = logging.getLogger(__name__)
 
 # (file stem, heading, what it shows): the page's sections in reading order.
 SECTIONS = [
@@ -168,7 +171,7 @@ ANIMATED_CELLS = 60
 def _episodes_section(results: Path, viewer: Path) -> str:
     """The episode viewer (written as static files beside the page) and, for each cell,
     its best and worst episode replayed as small animations."""
-    from balrog_worker.replay import Replay, write_animation
+    from balrog_worker.replay import Replay, ReplayError, write_animation
     from balrog_worker.viewer import export
     from balrog_worker.viewer.data import best_and_worst
 
@@ -183,11 +186,16 @@ def _episodes_section(results: Path, viewer: Path) -> str:
         shown = []
         for label, index in zip(("best", "worst"), best_and_worst(listed[slug]), strict=False):
             name = f"animations/{slug}-{index}.gif"
-            write_animation(Replay(results / slug, index), viewer / name, frame_ms=200,
-                            max_side=160, max_frames=60)
-            shown.append(f'<figure><img class="animation" src="{viewer.name}/{name}" '
-                         f'alt="{html.escape(slug)} episode {index}"><figcaption class="note">'
-                         f"{label}: episode {index}</figcaption></figure>")
+            try:
+                write_animation(Replay(results / slug, index), viewer / name, frame_ms=200,
+                                max_side=160, max_frames=60)
+            except ReplayError as error:  # a record that cannot be replayed: left out
+                log.warning("%s episode %d: no animation (%s)", slug, index, error)
+                continue
+            shown.append(f'<figure><img class="animation" '
+                         f'src="{html.escape(viewer.name)}/{html.escape(name)}" '
+                         f'alt="{html.escape(slug)} episode {index:d}"><figcaption '
+                         f'class="note">{label}: episode {index:d}</figcaption></figure>')
         parts.append(f"<h3>{html.escape(slug)}</h3><div class=\"animations\">"
                      f"{''.join(shown)}</div>")
     if len(listed) > ANIMATED_CELLS:

@@ -128,6 +128,11 @@ def export(results: Path, out: Path,
         chosen = ([row["episode_index"] for row in rows if not row.get("failed")]
                   if total <= step_budget else data.best_and_worst(rows))
         for index in chosen:
-            _write(out, f"data/cells/{slug}/{index}.json", viewer.episode(slug, index))
+            try:
+                body = viewer.episode(slug, index)
+            except LookupError as error:  # a record that cannot be replayed: left out
+                log.warning("%s episode %d: not exported (%s)", slug, index, error)
+                continue
+            _write(out, f"data/cells/{slug}/{index}.json", body)
             exported += 1
     return exported, listed

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -18,10 +20,16 @@ from pathlib import Path
 from balrog_worker.replay import Replay
 from balrog_worker.store import EPISODES, SUMMARY, read_jsonl
 
-SLUG = re.compile(r"^[A-Za-z0-9._-]+$")  # a cell directory's name (Cell.slug)
+log = logging.getLogger(__name__)
+
+# A cell directory's name (Cell.slug); never "..", never hidden.
+SLUG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 EPISODE_FIELDS = ("episode_index", "seed", "num_steps", "progression", "end_reason",
                   "success", "invalid_actions", "llm_calls", "input_tokens", "output_tokens",
                   "cost_usd", "failed", "error")
+NUMERIC_FIELDS = ("seed", "num_steps", "progression", "invalid_actions", "llm_calls",
+                  "input_tokens", "output_tokens", "cost_usd")
+CELL_KEYS = ("model", "agent", "env", "task", "coordination_level", "observation_mode")
 STEP_FIELDS = ("observation", "completion", "reasoning", "candidate", "action", "valid",
                "reward", "input_tokens", "output_tokens", "latency_s", "answer_truncated")
 
@@ -46,24 +54,53 @@ def grid(results: Path) -> list[dict]:
                     summary = json.load(file)
             except (FileNotFoundError, json.JSONDecodeError):
                 continue  # not a cell, or one still running
-            aggregate = summary.get("aggregate", {})
+            except (OSError, UnicodeDecodeError) as error:
+                log.warning("%s: not a readable summary (%s): cell left out", entry.name, error)
+                continue
+            cell, aggregate = _mapping(summary, "cell"), _mapping(summary, "aggregate")
             rows.append({
-                "slug": entry.name, **summary.get("cell", {}),
-                "episodes": aggregate.get("episodes", 0),
-                "progression": aggregate.get("progression"),
-                "progression_se": aggregate.get("progression_se"),
-                "failed": aggregate.get("failed_episodes", 0),
-                "cost_usd": aggregate.get("cost_usd", 0.0),
+                **{key: value for key, value in cell.items()
+                   if key in CELL_KEYS and (value is None or isinstance(value, (str, int)))},
+                "slug": entry.name,  # the directory's, never the record's
+                "episodes": _number(aggregate.get("episodes")) or 0,
+                "progression": _number(aggregate.get("progression")),
+                "progression_se": _number(aggregate.get("progression_se")),
+                "failed": _number(aggregate.get("failed_episodes")) or 0,
+                "cost_usd": _number(aggregate.get("cost_usd")) or 0.0,
             })
     rows.sort(key=lambda row: row["slug"])
     return rows
 
 
 def episodes(path: Path) -> list[dict]:
-    """A cell's episodes, in order (failed ones too: the viewer says why)."""
+    """A cell's episodes, in order (failed ones too: the viewer says why). A record whose
+    index is not a whole number is left out (it names files of the export); numbers that
+    are not numbers read as missing."""
     records, _ = read_jsonl(path / EPISODES)
-    rows = [{key: record.get(key) for key in EPISODE_FIELDS} for record in records]
+    rows = []
+    for record in records:
+        index = record.get("episode_index") if isinstance(record, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            log.warning("%s: an episode record without a valid episode_index: left out",
+                        path.name)
+            continue
+        row = {key: record.get(key) for key in EPISODE_FIELDS}
+        for key in NUMERIC_FIELDS:
+            row[key] = _number(row[key])
+        rows.append(row)
     return sorted(rows, key=lambda row: row["episode_index"])
+
+
+def _mapping(record: object, key: str) -> dict:
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object) -> int | float | None:
+    """``value`` if it is a finite number, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def png_url(frame) -> str:

@@ -1,0 +1,124 @@
+"""Records from elsewhere are untrusted (issue 24, first part): a results tree copied from
+another lab, a model id from a GUI, a run id from MOSAIC. Nothing in them becomes a path
+outside the output, HTML that runs, or matplotlib markup; one bad cell or record never
+hides the rest."""
+
+import json
+import shutil
+
+import pytest
+
+from balrog_worker.cells import Cell
+from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
+from balrog_worker.evaluator import run_cell
+from balrog_worker.viewer import data
+from tests.conftest import run_cli
+from tests.test_mosaic_worker import clean_env
+
+
+@pytest.fixture(scope="module")
+def clean_results(tmp_path_factory):
+    """Two real cells (BabyAI goto, 2 episodes of 3 steps; MiniGrid empty, 1 episode)."""
+    results = tmp_path_factory.mktemp("clean") / "runs"
+    for env, task, episodes in (("babyai", "goto", 2), ("minigrid", "empty", 1)):
+        config = CellConfig(cell=Cell("random", "naive", env, task),
+                            model=BUILTIN_MODELS["random"], agent=AgentSpec("naive", "naive"),
+                            episodes=episodes, max_steps=3)
+        run_cell(config, results / config.cell.slug)
+    return results
+
+
+@pytest.fixture
+def results(clean_results, tmp_path):
+    """A fresh copy, deep under tmp_path (so that climbing out of it stays in tmp_path):
+    anything written outside ``lab`` escaped."""
+    copy = tmp_path / "a" / "b" / "c" / "d" / "lab" / "runs"
+    shutil.copytree(clean_results, copy)
+    return copy
+
+
+def cells(results):
+    return sorted(path for path in results.iterdir() if path.is_dir())
+
+
+def rewrite_episodes(cell, change):
+    path = cell / "episodes.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    change(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def outside_lab(tmp_path):
+    """Files written under tmp_path but not inside the results' lab folder."""
+    return [path for path in tmp_path.rglob("*") if path.is_file() and "lab" not in path.parts]
+
+
+def report(results, tmp_path):
+    reports = results.parent / "reports"
+    run_cli("aggregate", str(results), "--out", str(reports))
+    run_cli("report", str(reports), "--out", str(reports / "index.html"), "--results",
+            str(results))
+    return (reports / "index.html").read_text()
+
+
+def test_an_episode_index_is_neither_html_nor_a_path(results, tmp_path):
+    hostile = ["<img src=x onerror=alert(1)>", "../../../../../PWNED", 1.5, True, -1, None]
+    first, second = cells(results)
+    rewrite_episodes(first, lambda records: records.append(
+        {**records[0], "episode_index": hostile[0]}))
+    rewrite_episodes(second, lambda records: records.extend(
+        {**records[0], "episode_index": value} for value in hostile[1:]))
+    page = report(results, tmp_path)
+    assert "<img src=x" not in page and "onerror=alert" not in page
+    assert outside_lab(tmp_path) == [] and not list(tmp_path.rglob("*PWNED*"))
+    # The well-formed episodes are all still there.
+    assert [row["episode_index"] for row in data.episodes(first)] == [0, 1]
+    assert [row["episode_index"] for row in data.episodes(second)] == [0]
+
+
+def test_a_summary_names_neither_its_cell_nor_hides_the_grid(results, tmp_path):
+    first, second = cells(results)
+    summary = json.loads((first / "summary.json").read_text())
+    summary["cell"]["slug"] = "../../../../outside/slug"
+    summary["aggregate"]["progression"] = "lots"
+    (first / "summary.json").write_text(json.dumps(summary))
+    (second / "summary.json").write_text("[1, 2]")
+    broken = results / "broken__cell"
+    broken.mkdir()
+    (broken / "summary.json").write_bytes(b"\xff\xfe not utf-8")
+    rows = {row["slug"]: row for row in data.grid(results)}
+    assert set(rows) == {first.name, second.name}  # the list one, with no cell keys
+    assert rows[first.name]["progression"] is None and rows[first.name]["env"] == "babyai"
+    report(results, tmp_path)
+    assert outside_lab(tmp_path) == [] and not list(tmp_path.rglob("outside"))
+
+
+@pytest.mark.parametrize("slug", ["..", ".", ".hidden", "a/b", "%2e%2e"])
+def test_a_cell_name_that_leaves_the_results_is_refused(results, slug):
+    with pytest.raises(KeyError):
+        data.cell_dir(results, slug)
+
+
+@pytest.mark.parametrize("run_id", ["../escaped", "/tmp/absolute", ".hidden", "a/b", "x" * 200])
+def test_a_mosaic_run_id_that_leaves_the_telemetry_dir_is_refused(tmp_path, run_id):
+    telemetry = tmp_path / "telemetry"
+    result = run_cli("--run-id", run_id, "--env", "babyai", "--task", "BabyAI-GoToRedBall-v0",
+                     "--client", "openai", "--model", "m", "--agent-type", "naive",
+                     "--num-episodes", "1", "--max-steps", "2", "--telemetry-dir",
+                     str(telemetry), "--base-url", "http://127.0.0.1:9/v1", check=False,
+                     env=clean_env(tmp_path))
+    assert result.returncode == 2
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["type"] == "error" and "telemetry dir" in event["message"]
+    assert not (tmp_path / "escaped").exists() and not telemetry.exists()
+
+
+def test_a_model_name_is_drawn_as_it_is_written(results, tmp_path):
+    from balrog_worker.analysis.figures import draw_figures
+
+    for cell in cells(results):
+        rewrite_episodes(cell, lambda records: [r.update(model="$\\pwn{$") for r in records])
+    reports = tmp_path / "reports"
+    run_cli("aggregate", str(results), "--out", str(reports))
+    paths = draw_figures(reports / "tables", reports / "figures")
+    assert paths and all(path.stat().st_size > 0 for path in paths)
