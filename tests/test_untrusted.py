@@ -122,3 +122,56 @@ def test_a_model_name_is_drawn_as_it_is_written(results, tmp_path):
     run_cli("aggregate", str(results), "--out", str(reports))
     paths = draw_figures(reports / "tables", reports / "figures")
     assert paths and all(path.stat().st_size > 0 for path in paths)
+
+
+LAUGHS = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+    f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+def huge_grid(repo) -> str:
+    """The default params with a grid of 10^7 cells (10,000 models x 1,000 agents)."""
+    import yaml
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"] = {f"m{i}": {"backend": "random"} for i in range(10_000)}
+    params["agents"] = {f"a{i}": {"type": "naive"} for i in range(1_000)}
+    params["grid"] = [{"models": list(params["models"]), "agents": list(params["agents"]),
+                       "envs": ["crafter"]}]
+    return yaml.safe_dump(params)
+
+
+@pytest.mark.parametrize("kind", ["laughs", "deep", "large", "device", "grid"])
+def test_a_params_bomb_is_refused_at_once_in_one_line(kind, tmp_path, repo):
+    import time
+
+    path = tmp_path / "params.yaml"
+    if kind == "laughs":
+        path.write_text(LAUGHS)
+    elif kind == "deep":
+        path.write_text("[" * 20_000 + "]" * 20_000)
+    elif kind == "large":
+        path.write_text("# padding\n" * 600_000)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_text(huge_grid(repo))
+    started = time.perf_counter()
+    result = run_cli("validate", str(path), check=False, timeout=60)
+    took = time.perf_counter() - started
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line and any(word in line for word in (
+        "expands to more than", "nested deeper", "larger than", "not a regular file",
+        "more than 1,000,000 cells")), line
+    assert took < (30 if kind == "grid" else 10), took
+
+
+def test_a_deep_mosaic_config_is_an_error_event(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("[" * 100_000 + "]" * 100_000)
+    result = run_cli("--config", str(config), "--run-id", "r1", check=False,
+                     env=clean_env(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["type"] == "error" and "nested deeper" in event["message"]

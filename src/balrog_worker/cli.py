@@ -211,13 +211,13 @@ def cmd_validate(args) -> int:
 def _check_dvc_can_read(path: Path) -> None:
     """dvc.yaml takes its paths from the params.yaml beside it (DVC's templating), which
     Snakemake would default: refuse a params.yaml that `dvc repro` could not render."""
-    import yaml
-
+    from balrog_worker import documents
     from balrog_worker.config import ConfigError
 
     if path.name != "params.yaml" or not (path.parent / "dvc.yaml").is_file():
         return
-    paths = (yaml.safe_load(path.read_text()) or {}).get("paths") or {}
+    data = documents.load_yaml(documents.read_text(path))  # load_params read it already
+    paths = (data.get("paths") if isinstance(data, dict) else None) or {}
     missing = [f"paths.{key}" for key in ("results", "reports") if key not in paths]
     if missing:
         raise ConfigError(f"{path}: no {' or '.join(missing)}: dvc.yaml beside it reads them "
@@ -268,9 +268,9 @@ def cmd_run(args) -> int:
 
 
 def _config_from_file(args):
-    import json
     from dataclasses import replace
 
+    from balrog_worker import documents
     from balrog_worker.config import cell_config_from_dict
     from balrog_worker.worker_config import is_mosaic_config, mosaic_cell_config
 
@@ -278,13 +278,11 @@ def _config_from_file(args):
     if given:
         raise UsageError(f"--config replaces --{', --'.join(given)}; give one or the other")
     try:
-        data = json.loads(args.config.read_text())
+        data = documents.load_json(documents.read_text(args.config))
     except FileNotFoundError:
         raise UsageError(f"config file not found: {args.config}") from None
-    except OSError as error:
-        raise UsageError(f"cannot read config file {args.config}: {error.strerror}") from None
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
-        raise UsageError(f"{args.config}: not valid JSON ({error})") from None
+    except documents.DocumentError as error:
+        raise UsageError(f"cannot read config file {args.config}: {error}") from None
     read = mosaic_cell_config if is_mosaic_config(data) else cell_config_from_dict
     config = read(data, source=str(args.config))
     overrides = {"episodes": args.episodes, "max_steps": args.max_steps, "seed": args.seed,

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from balrog_worker import envs
+from balrog_worker import documents, envs
 from balrog_worker.cells import Cell, slugify
 from balrog_worker.secrets import looks_like_key, redact, url_has_credentials
 from balrog_worker.seeding import episode_seed
@@ -437,17 +437,11 @@ def params_schema() -> dict:
 def load_params(path: str | Path) -> Params:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = documents.load_yaml(documents.read_text(path))
     except FileNotFoundError:
         raise ConfigError(f"params file not found: {path}") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read params file {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    except documents.DocumentError as error:
+        raise ConfigError(f"{path}: {error}") from None
     return params_from_dict(data, source=str(path))
 
 
@@ -479,6 +473,7 @@ def params_from_dict(data: object, source: str = "params") -> Params:
                         f"{source}: {where}.{axis}: {name!r} is not defined under {axis}: "
                         f"(defined: {', '.join(defined)})"
                     )
+    _check_grid_size(blocks, env_specs, source)
     paths = data.get("paths", {})
     evaluation = data.get("evaluation", {})
     params = Params(
@@ -503,6 +498,26 @@ def params_from_dict(data: object, source: str = "params") -> Params:
         except ConfigError as error:
             raise ConfigError(f"{source}: grid: {error}") from None
     return params
+
+
+# Cells a params file may define: 40,320 jobs already take Snakemake 31 s to plan.
+MAX_CELLS = 1_000_000
+
+
+def _check_grid_size(blocks: list[dict], env_specs: dict, source: str) -> None:
+    """Refuse a grid of more than MAX_CELLS cells, counted before it is expanded."""
+    total = 0
+    for block in blocks:
+        per_agent = 0
+        for env in block["envs"]:
+            axes = (len(block.get("coordination_levels", COORDINATION_LEVELS))
+                    * len(block.get("observation_modes", OBSERVATION_MODES))
+                    if envs.FAMILIES[env].multi_agent else 1)
+            per_agent += len(env_specs[env].tasks) * axes
+        total += len(block["models"]) * len(block["agents"]) * per_agent
+        if total > MAX_CELLS:
+            raise ConfigError(f"{source}: grid: more than {MAX_CELLS:,} cells; split it into "
+                              "several params files")
 
 
 def cell_config_from_dict(data: object, source: str = "cell config") -> CellConfig:

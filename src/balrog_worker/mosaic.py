@@ -17,7 +17,6 @@ name and never written, logged or echoed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -26,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from balrog_worker import __version__, envs
+from balrog_worker import __version__, documents, envs
 from balrog_worker.cells import Cell
 from balrog_worker.config import (
     AgentSpec,
@@ -103,11 +102,11 @@ def settings_from(args: argparse.Namespace) -> dict:
     settings = dict(DEFAULTS)
     if args.config:
         try:
-            data = json.loads(Path(args.config).read_text())
+            data = documents.load_json(documents.read_text(args.config))
         except FileNotFoundError:
             raise ConfigError(f"--config: {args.config} does not exist") from None
-        except ValueError as error:
-            raise ConfigError(f"--config: {args.config} is not JSON ({error})") from None
+        except documents.DocumentError as error:
+            raise ConfigError(f"--config: {args.config} {error}") from None
         nested = (data.get("metadata", {}).get("worker", {}).get("config")
                   if isinstance(data, dict) else None)
         data = nested if isinstance(nested, dict) else data
