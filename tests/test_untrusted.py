@@ -175,3 +175,61 @@ def test_a_deep_mosaic_config_is_an_error_event(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (event,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert event["type"] == "error" and "nested deeper" in event["message"]
+
+
+@pytest.mark.parametrize("damage", ["huge num_steps", "string seed", "string step",
+                                    "integer action", "list summary", "device records"])
+def test_replay_of_a_damaged_record_is_one_line(results, damage):
+    cell = cells(results)[0]
+    if damage == "huge num_steps":
+        rewrite_episodes(cell, lambda records: records[0].update(num_steps=10**15))
+    elif damage == "string seed":
+        rewrite_episodes(cell, lambda records: records[0].update(seed="x"))
+    elif damage in ("string step", "integer action"):
+        path = cell / "steps.jsonl"
+        steps = [json.loads(line) for line in path.read_text().splitlines()]
+        steps[0].update({"step": "0"} if damage == "string step" else {"action": 3})
+        path.write_text("".join(json.dumps(s) + "\n" for s in steps))
+    elif damage == "list summary":
+        (cell / "summary.json").write_text("[]")
+        (cell / "cell.json").unlink(missing_ok=True)
+    else:
+        (cell / "episodes.jsonl").unlink()
+        (cell / "episodes.jsonl").symlink_to("/dev/zero")
+    result = run_cli("replay", str(cell), "--episode", "0", check=False, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(cell) in line and any(words in line for words in (
+        "claims 1000000000000000 steps", "is not a whole number", "step record is damaged",
+        "not a JSON object", "cannot be read")), line
+
+
+def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):
+    import http.client
+    import threading
+
+    from balrog_worker.viewer import serve
+
+    server = serve(results, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    slug = cells(results)[0].name
+
+    def get(path, host=f"127.0.0.1:{port}"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status
+
+    try:
+        assert get("/data/cells.json") == 200
+        assert get(f"/data/cells/{slug}/0.json", host=f"localhost:{port}") == 200
+        assert get("/data/cells.json", host="attacker.example:80") == 421
+        assert get("/data/cells/%2e%2e/episodes.json") == 404
+        assert get(f"/data/cells/{slug}/%C2%B2.json") == 404
+        assert get(f"/data/cells/{slug}/99.json") == 404
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -26,6 +26,8 @@ def read_text(path: str | Path, limit: int = MAX_BYTES) -> str:
     """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes. Raises
     FileNotFoundError for a missing file and DocumentError for anything else wrong."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before open: a pipe would block it
+            raise DocumentError("is not a regular file")
         with open(path, "rb") as file:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode):

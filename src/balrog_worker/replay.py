@@ -59,15 +59,41 @@ def cell_config(cell_dir: Path) -> CellConfig:
 
 def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
     """Episode ``index``'s record and its step records, in order."""
-    episodes, _ = read_jsonl(Path(cell_dir) / EPISODES)
-    episode = next((e for e in episodes if e.get("episode_index") == index
-                    and not e.get("failed")), None)
+    try:
+        episodes, _ = read_jsonl(Path(cell_dir) / EPISODES)
+        steps, _ = read_jsonl(Path(cell_dir) / STEPS)
+    except OSError as error:
+        raise ReplayError(f"{cell_dir}: its records cannot be read ({error})") from None
+    episode = next((e for e in episodes if isinstance(e, dict)
+                    and e.get("episode_index") == index and not e.get("failed")), None)
     if episode is None:
         raise ReplayError(f"{cell_dir}: no finished episode {index}")
-    steps, _ = read_jsonl(Path(cell_dir) / STEPS)
-    mine = sorted((s for s in steps if s.get("episode_index") == index),
-                  key=lambda s: (s["step"], s["agent_id"]))
+    if not (_whole(episode.get("seed")) and _whole(episode.get("num_steps"))):
+        raise ReplayError(f"{cell_dir}: episode {index}: its seed or num_steps is not a "
+                          "whole number")
+    mine = [s for s in steps if isinstance(s, dict) and s.get("episode_index") == index]
+    if not all(_sound(step) for step in mine):
+        raise ReplayError(f"{cell_dir}: episode {index}: a step record is damaged")
+    mine.sort(key=lambda s: (s["step"], s["agent_id"]))
+    if episode["num_steps"] > len({s["step"] for s in mine}):
+        raise ReplayError(f"{cell_dir}: episode {index} claims {episode['num_steps']} steps; "
+                          f"its records hold {len({s['step'] for s in mine})}")
     return episode, mine
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _sound(step: dict) -> bool:
+    """Whether a step record has what a replay reads, of the right types."""
+    return (_whole(step.get("step")) and isinstance(step.get("agent_id"), str)
+            and isinstance(step.get("action"), str)
+            and isinstance(step.get("observation"), str)
+            and isinstance(step.get("reward"), (int, float))
+            and not isinstance(step.get("reward"), bool)
+            and isinstance(step.get("terminated"), bool)
+            and isinstance(step.get("truncated"), bool))
 
 
 class Replay:

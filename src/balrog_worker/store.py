@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,9 +63,13 @@ def _replace_text(target: Path, text: str) -> None:
 
 
 def read_jsonl(path: Path) -> tuple[list[dict], int]:
-    """The intact records of a JSONL file and how many lines were torn or corrupt."""
+    """The intact records of a JSONL file and how many lines were torn or corrupt. Only a
+    regular file is read (records copied from elsewhere may be a link to a device or a
+    pipe, which would never end)."""
     if not path.exists():
         return [], 0
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     records, bad = [], 0
     data = path.read_bytes()
     lines = data.split(b"\n")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -21,6 +23,10 @@ from balrog_worker.viewer import data
 
 log = logging.getLogger(__name__)
 
+EPISODE_FILE = re.compile(r"[0-9]{1,9}\.json")  # an episode's data: its index
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+REQUEST_TIMEOUT_S = 30
+WORKERS = 16
 # Frames of every episode up to this many steps in all are exported; beyond, each cell's
 # best and worst episode only (the served viewer replays any episode on demand).
 EXPORT_STEP_BUDGET = 5_000
@@ -54,9 +60,12 @@ class Viewer:
                 cell = data.cell_dir(self.results, parts[2])
                 if parts[3] == "episodes.json":
                     return _json(data.episodes(cell)), "application/json"
-                if parts[3].endswith(".json") and parts[3][:-5].isdigit():
+                if EPISODE_FILE.fullmatch(parts[3]):
                     return self.episode(parts[2], int(parts[3][:-5])), "application/json"
         except LookupError:  # an unknown cell (KeyError) or episode
+            return None
+        except OSError as error:  # a record that is not a regular file, or unreadable
+            log.warning("%s: %s", path, error)
             return None
         return None
 
@@ -69,15 +78,55 @@ class Viewer:
             raise LookupError(str(error)) from None
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """At most ``workers`` requests answered at once; a connection beyond them is closed
+    at once rather than given a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, workers: int = WORKERS):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(workers)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _loopback(host: str) -> bool:
+    return host in LOOPBACK
+
+
 def serve(results: Path, port: int = 8765, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """A server of the viewer on ``host:port`` (0: any free port), not yet started."""
+    """A server of the viewer on ``host:port`` (0: any free port), not yet started. On a
+    loopback address it answers only requests that name a loopback host (a page of
+    another site rebinding its name to 127.0.0.1 gets nothing)."""
     viewer = Viewer(results)
+    check_host = _loopback(host)
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S  # an idle or dripping client is dropped
+
         def log_message(self, *args):
             pass
 
         def do_GET(self):
+            named = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
+            if check_host and not _loopback(named):
+                self.send_error(421, "unknown host")
+                return
             found = viewer.answer(urlsplit(self.path).path)
             if found is None:
                 self.send_error(404)
@@ -90,9 +139,7 @@ def serve(results: Path, port: int = 8765, host: str = "127.0.0.1") -> Threading
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return _BoundedServer((host, port), Handler)
 
 
 def _write(out: Path, path: str, body: bytes) -> None:

@@ -10,13 +10,13 @@ so the page is the same in both.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import math
 import os
 import re
 from pathlib import Path
 
+from balrog_worker import documents
 from balrog_worker.replay import Replay
 from balrog_worker.store import EPISODES, SUMMARY, read_jsonl
 
@@ -27,6 +27,10 @@ SLUG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 EPISODE_FIELDS = ("episode_index", "seed", "num_steps", "progression", "end_reason",
                   "success", "invalid_actions", "llm_calls", "input_tokens", "output_tokens",
                   "cost_usd", "failed", "error")
+# Bounds of what the viewer reads of a cell (its summary is a few kB; 100,000 episodes
+# of records are about 100 MB).
+MAX_SUMMARY_BYTES = 1 << 20
+MAX_EPISODES_BYTES = 256 << 20
 NUMERIC_FIELDS = ("seed", "num_steps", "progression", "invalid_actions", "llm_calls",
                   "input_tokens", "output_tokens", "cost_usd")
 CELL_KEYS = ("model", "agent", "env", "task", "coordination_level", "observation_mode")
@@ -50,12 +54,12 @@ def grid(results: Path) -> list[dict]:
             if not entry.is_dir() or not SLUG.match(entry.name):
                 continue
             try:
-                with open(os.path.join(entry.path, SUMMARY), encoding="utf-8") as file:
-                    summary = json.load(file)
-            except (FileNotFoundError, json.JSONDecodeError):
+                summary = documents.load_json(documents.read_text(
+                    os.path.join(entry.path, SUMMARY), limit=MAX_SUMMARY_BYTES))
+            except FileNotFoundError:
                 continue  # not a cell, or one still running
-            except (OSError, UnicodeDecodeError) as error:
-                log.warning("%s: not a readable summary (%s): cell left out", entry.name, error)
+            except documents.DocumentError as error:
+                log.warning("%s: its %s %s: cell left out", entry.name, SUMMARY, error)
                 continue
             cell, aggregate = _mapping(summary, "cell"), _mapping(summary, "aggregate")
             rows.append({
@@ -76,7 +80,14 @@ def episodes(path: Path) -> list[dict]:
     """A cell's episodes, in order (failed ones too: the viewer says why). A record whose
     index is not a whole number is left out (it names files of the export); numbers that
     are not numbers read as missing."""
-    records, _ = read_jsonl(path / EPISODES)
+    file = path / EPISODES
+    try:
+        if file.exists() and file.stat().st_size > MAX_EPISODES_BYTES:
+            raise OSError(f"larger than {MAX_EPISODES_BYTES:,} bytes")
+        records, _ = read_jsonl(file)
+    except OSError as error:
+        log.warning("%s: %s cannot be read (%s)", path.name, EPISODES, error)
+        return []
     rows = []
     for record in records:
         index = record.get("episode_index") if isinstance(record, dict) else None
