@@ -24,7 +24,7 @@ LAYERS = {
     "balrog_worker.envs": {"balrog_worker.envs.base"},
     "balrog_worker.config": {"balrog_worker.vocab", "balrog_worker.cells", "balrog_worker.envs",
                              "balrog_worker.envs.base", "balrog_worker.secrets",
-                             "balrog_worker.seeding"},
+                             "balrog_worker.seeding", "balrog_worker.documents"},
     "balrog_worker.multigrid.game": {"balrog_worker.envs", "balrog_worker.envs.base",
                                      "balrog_worker.vocab", "balrog_worker.seeding",
                                      "balrog_worker.multigrid"},
