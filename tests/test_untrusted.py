@@ -181,14 +181,18 @@ def test_a_deep_mosaic_config_is_an_error_event(tmp_path):
                                     "integer action", "list summary", "device records"])
 def test_replay_of_a_damaged_record_is_one_line(results, damage):
     cell = cells(results)[0]
+
+    def first(records):  # episode 0's record (episodes are committed as they finish)
+        return next(r for r in records if r["episode_index"] == 0 and r.get("step", 0) == 0)
+
     if damage == "huge num_steps":
-        rewrite_episodes(cell, lambda records: records[0].update(num_steps=10**15))
+        rewrite_episodes(cell, lambda records: first(records).update(num_steps=10**15))
     elif damage == "string seed":
-        rewrite_episodes(cell, lambda records: records[0].update(seed="x"))
+        rewrite_episodes(cell, lambda records: first(records).update(seed="x"))
     elif damage in ("string step", "integer action"):
         path = cell / "steps.jsonl"
         steps = [json.loads(line) for line in path.read_text().splitlines()]
-        steps[0].update({"step": "0"} if damage == "string step" else {"action": 3})
+        first(steps).update({"step": "0"} if damage == "string step" else {"action": 3})
         path.write_text("".join(json.dumps(s) + "\n" for s in steps))
     elif damage == "list summary":
         (cell / "summary.json").write_text("[]")
@@ -233,3 +237,24 @@ def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("field", "value", "kind"), [
+    ("max_steps", "abc", "a whole number"), ("temperature", "hot", "a number"),
+    ("seed", "x", "a whole number"), ("env_name", ["babyai"], "text"),
+    ("run_id", 5, "text"), ("task", None, "text"), ("num_episodes", True, "a whole number"),
+    ("api_key", ["sk-secret-0123456789abcdef"], "text")])
+def test_a_mistyped_mosaic_config_field_is_an_error_event(tmp_path, field, value, kind):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"run_id": "r1", field: value}))
+    result = run_cli("--config", str(config), check=False, env=clean_env(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert event["type"] == "error" and event["message"] == (
+        f"--config: {field} must be {kind}, not {json_kind(value)}")
+    assert "sk-secret" not in result.stdout + result.stderr
+
+
+def json_kind(value) -> str:
+    return {str: "text", int: "a whole number", bool: "true or false", list: "a list",
+            type(None): "null"}[type(value)]

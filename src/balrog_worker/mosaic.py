@@ -62,6 +62,36 @@ DEFAULTS = {
 }
 
 
+# The JSON types each field may hold (a config file comes from a GUI or a user).
+_TEXT, _WHOLE, _NUMBER, _FLAG = (str,), (int,), (int, float), (bool,)
+FIELD_TYPES = {
+    "run_id": _TEXT, "env_name": _TEXT, "task": _TEXT, "client_name": _TEXT,
+    "model_id": _TEXT, "agent_type": _TEXT, "num_episodes": _WHOLE, "max_steps": _WHOLE,
+    "temperature": _NUMBER, "api_key": _TEXT, "base_url": _TEXT, "telemetry_dir": _TEXT,
+    "emit_jsonl": _FLAG, "seed": _WHOLE, "render_mode": _TEXT, "max_retries": _WHOLE,
+    "retry_delay": _NUMBER, "timeout": _NUMBER, "alternate_roles": _FLAG,
+    "max_image_history": _WHOLE, "agent_id": _WHOLE, "observation_mode": _TEXT,
+    "coordination_level": _WHOLE, "role": _TEXT,
+}
+# Fields that may be null (MOSAIC's Optional ones; a null telemetry_dir is the default).
+_NULLABLE = {name for name, value in DEFAULTS.items() if value is None} | {"telemetry_dir"}
+_KIND = {_TEXT: "text", _WHOLE: "a whole number", _NUMBER: "a number", _FLAG: "true or false"}
+_JSON_TYPE = {str: "text", int: "a whole number", float: "a fraction", bool: "true or false",
+              list: "a list", dict: "an object", type(None): "null"}
+
+
+def _check_types(settings: dict) -> None:
+    """One line naming the first field whose value is of the wrong JSON type."""
+    for name, kinds in FIELD_TYPES.items():
+        value = settings.get(name)
+        if value is None and name in _NULLABLE:
+            continue
+        fits = isinstance(value, kinds) and (kinds == _FLAG or not isinstance(value, bool))
+        if not fits:  # the value itself is not shown: it may be a key
+            raise ConfigError(f"--config: {name} must be {_KIND[kinds]}, not "
+                              f"{_JSON_TYPE.get(type(value), type(value).__name__)}")
+
+
 def is_mosaic_command_line(argv: list[str]) -> bool:
     """MOSAIC's command line has no subcommand: it starts with a flag."""
     return bool(argv) and argv[0].startswith("-") and argv[0] not in (
@@ -125,6 +155,9 @@ def settings_from(args: argparse.Namespace) -> dict:
         settings["emit_jsonl"] = False
     if not settings["run_id"]:
         raise ConfigError("--run-id is required (or run_id in the --config file)")
+    _check_types(settings)
+    if settings["telemetry_dir"] is None:
+        settings["telemetry_dir"] = DEFAULTS["telemetry_dir"]
     if not isinstance(settings["run_id"], str) or not RUN_ID.match(settings["run_id"]):
         raise ConfigError(f"run id {str(settings['run_id'])[:80]!r}: it names files in the "
                           "telemetry dir, so it is letters, digits, '.', '_' and '-' (not "
