@@ -258,3 +258,26 @@ def test_a_mistyped_mosaic_config_field_is_an_error_event(tmp_path, field, value
 def json_kind(value) -> str:
     return {str: "text", int: "a whole number", bool: "true or false", list: "a list",
             type(None): "null"}[type(value)]
+
+
+def test_aggregate_skips_damaged_lines_and_keeps_the_rest(results, tmp_path):
+    """One garbage line, a NaN, an Infinity or a mistyped field in the records: that line
+    is skipped with a warning naming the file and line, and every other record counts."""
+    reports = tmp_path / "clean-reports"
+    run_cli("aggregate", str(results), "--out", str(reports))
+    clean = (reports / "tables" / "usage.csv").read_text()
+    cell = cells(results)[0]
+    steps = cell / "steps.jsonl"
+    lines = steps.read_text().splitlines()
+    damaged = json.loads(lines[0])
+    nan = json.dumps(damaged).replace('"latency_s": ', '"latency_s": NaN, "x": ')
+    steps.write_text("\n".join([*lines, "garbage {", json.dumps({**damaged, "latency_s": 1e999}),
+                                json.dumps({**damaged, "input_tokens": "many"}), nan]) + "\n")
+    episodes = cell / "episodes.jsonl"
+    episodes.write_text(episodes.read_text() + "not json\n" + json.dumps(
+        {**json.loads(episodes.read_text().splitlines()[0]), "progression": "lots"}) + "\n")
+    reports = tmp_path / "reports"
+    result = run_cli("aggregate", str(results), "--out", str(reports))
+    assert "Traceback" not in result.stderr
+    assert "steps.jsonl:" in result.stderr and "episodes.jsonl:" in result.stderr
+    assert (reports / "tables" / "usage.csv").read_text() == clean

@@ -179,7 +179,13 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     write_rq_tables(episodes, tables)
     envs.write_csv(tables / "per_env.csv")
     per_task(episodes).write_csv(tables / "per_task.csv")
-    usage_by_env(scan_steps(results, episodes)).write_csv(tables / "usage.csv")
+    try:
+        usage = usage_by_env(scan_steps(results, episodes))
+    except pl.exceptions.ComputeError as error:  # a damaged line somewhere in the steps
+        log.warning("steps: fast scan failed (%s); reading line by line",
+                    str(error).splitlines()[0])
+        usage = usage_by_env(scan_steps(results, episodes, tolerant=True))
+    usage.write_csv(tables / "usage.csv")
     metrics = {"leaderboard": {}, "other_envs": {}}
     for row in board.iter_rows(named=True):
         entry = {"overall": None if row["progression"] is None else round(row["progression"], 3),

@@ -132,9 +132,18 @@ def load_episodes(results: str | Path) -> pl.DataFrame:
     return episodes.drop(empty)
 
 
-def scan_steps(results: str | Path, episodes: pl.DataFrame) -> pl.LazyFrame:
+def scan_steps(results: str | Path, episodes: pl.DataFrame,
+               tolerant: bool = False) -> pl.LazyFrame:
     """Step records of the given (committed) episodes, lazily: steps of an episode a crash
-    interrupted, or of a failed one, are left out."""
+    interrupted, or of a failed one, are left out. ``tolerant``: every file read line by
+    line, skipping (and reporting) lines that do not parse or hold mistyped fields; for
+    when the fast scan failed on a damaged file."""
     committed = episodes.select(_EPISODE_KEY).unique().lazy()
-    steps = scan_records(record_files(results, STEPS), STEP_SCHEMA)
+    paths = record_files(results, STEPS)
+    if tolerant:
+        frames = [_tolerant_frame(path, STEP_SCHEMA).lazy() for path in paths
+                  if path.stat().st_size > 0]
+        steps = pl.concat(frames) if frames else pl.LazyFrame(schema=STEP_SCHEMA)
+    else:
+        steps = scan_records(paths, STEP_SCHEMA)
     return steps.join(committed, on=_EPISODE_KEY, how="semi")
