@@ -281,3 +281,21 @@ def test_aggregate_skips_damaged_lines_and_keeps_the_rest(results, tmp_path):
     assert "Traceback" not in result.stderr
     assert "steps.jsonl:" in result.stderr and "episodes.jsonl:" in result.stderr
     assert (reports / "tables" / "usage.csv").read_text() == clean
+
+
+def test_a_cache_path_that_is_a_folder_is_one_line_before_anything_runs(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "models:\n  m: {backend: openai_compatible, model: x, base_url: "
+        "'http://127.0.0.1:9/v1'}\nagents:\n  naive: {}\nenvs:\n  babyai: {tasks: [goto], "
+        "episodes: 1, max_steps: 2}\ngrid:\n  - {models: [m], agents: [naive], envs: [babyai]}\n")
+    cache = tmp_path / "cache"
+    (cache / "responses.sqlite").mkdir(parents=True)
+    result = run_cli("run", "--params", str(params), "--env", "babyai", "--task", "goto",
+                     "--model", "m", "--agent", "naive", "--out", str(tmp_path / "out"),
+                     check=False, env={"BALROG_WORKER_CACHE": str(cache)})
+    # Exit 1, as for a damaged cache: the machine's state, not the input, is at fault.
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "responses.sqlite is not a file" in line and "--cache off" in line
+    assert not (tmp_path / "out").exists()

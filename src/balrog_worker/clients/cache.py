@@ -56,10 +56,17 @@ def _damaged(path: Path, error: Exception) -> str:
 class ResponseCache:
     def __init__(self, path: Path | None = None):
         self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_file():  # sqlite3 would say no more
+            raise CacheError(f"the response cache {self.path} is not a file: move it aside, "
+                             "or run with --cache off")
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
-                                   isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
+                                       isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise CacheError(f"the response cache {self.path} cannot be opened ({error}): "
+                             "run with --cache off, or see to its folder") from None
         deadline = time.monotonic() + 60
         while True:
             try:
