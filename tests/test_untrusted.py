@@ -53,7 +53,7 @@ def outside_lab(tmp_path):
     return [path for path in tmp_path.rglob("*") if path.is_file() and "lab" not in path.parts]
 
 
-def report(results, tmp_path):
+def report(results):
     reports = results.parent / "reports"
     run_cli("aggregate", str(results), "--out", str(reports))
     run_cli("report", str(reports), "--out", str(reports / "index.html"), "--results",
@@ -68,7 +68,7 @@ def test_an_episode_index_is_neither_html_nor_a_path(results, tmp_path):
         {**records[0], "episode_index": hostile[0]}))
     rewrite_episodes(second, lambda records: records.extend(
         {**records[0], "episode_index": value} for value in hostile[1:]))
-    page = report(results, tmp_path)
+    page = report(results)
     assert "<img src=x" not in page and "onerror=alert" not in page
     assert outside_lab(tmp_path) == [] and not list(tmp_path.rglob("*PWNED*"))
     # The well-formed episodes are all still there.
@@ -89,7 +89,7 @@ def test_a_summary_names_neither_its_cell_nor_hides_the_grid(results, tmp_path):
     rows = {row["slug"]: row for row in data.grid(results)}
     assert set(rows) == {first.name, second.name}  # the list one, with no cell keys
     assert rows[first.name]["progression"] is None and rows[first.name]["env"] == "babyai"
-    report(results, tmp_path)
+    report(results)
     assert outside_lab(tmp_path) == [] and not list(tmp_path.rglob("outside"))
 
 
