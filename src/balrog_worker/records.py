@@ -11,11 +11,29 @@ reads are declared in ``GameFacts``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 
 import polars as pl
+
+
+def is_count(value: object) -> bool:
+    """Whether a value read from a record is a whole number >= 0 (an index, a seed, a step
+    count; JSON's true and false are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_number(value: object) -> bool:
+    """Whether a value read from a record is a number (not true or false)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite(value: object) -> bool:
+    """Whether a value read from a record is a finite number (not NaN, not infinite)."""
+    return is_number(value) and math.isfinite(value)
+
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
                 "retries", "cost_usd")

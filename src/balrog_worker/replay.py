@@ -18,6 +18,7 @@ import numpy as np
 
 from balrog_worker import envs
 from balrog_worker.config import CellConfig, cell_config_from_dict
+from balrog_worker.records import is_count, is_number
 from balrog_worker.store import EPISODES, STEPS, SUMMARY, read_jsonl
 
 CELL_CONFIG = "cell.json"  # what Snakemake passes; a summary holds the same config
@@ -68,7 +69,7 @@ def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
                     and e.get("episode_index") == index and not e.get("failed")), None)
     if episode is None:
         raise ReplayError(f"{cell_dir}: no finished episode {index}")
-    if not (_whole(episode.get("seed")) and _whole(episode.get("num_steps"))):
+    if not (is_count(episode.get("seed")) and is_count(episode.get("num_steps"))):
         raise ReplayError(f"{cell_dir}: episode {index}: its seed or num_steps is not a "
                           "whole number")
     mine = [s for s in steps if isinstance(s, dict) and s.get("episode_index") == index]
@@ -81,17 +82,12 @@ def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
     return episode, mine
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _sound(step: dict) -> bool:
     """Whether a step record has what a replay reads, of the right types."""
-    return (_whole(step.get("step")) and isinstance(step.get("agent_id"), str)
+    return (is_count(step.get("step")) and isinstance(step.get("agent_id"), str)
             and isinstance(step.get("action"), str)
             and isinstance(step.get("observation"), str)
-            and isinstance(step.get("reward"), (int, float))
-            and not isinstance(step.get("reward"), bool)
+            and is_number(step.get("reward"))
             and isinstance(step.get("terminated"), bool)
             and isinstance(step.get("truncated"), bool))
 

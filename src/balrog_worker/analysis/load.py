@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from balrog_worker.records import (
     GameFacts,
     StepRecord,
     game_fact_names,
+    is_finite,
+    is_number,
     polars_schema,
 )
 from balrog_worker.store import EPISODES, STEPS
@@ -70,10 +71,9 @@ def _fits(value: object, dtype: pl.DataType) -> bool:
     if dtype == pl.Boolean:
         return isinstance(value, bool)
     if dtype == pl.Int64:
-        return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+        return is_number(value) and isinstance(value, int) and -2**63 <= value < 2**63
     if dtype == pl.Float64:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
+        return is_finite(value)
     return isinstance(value, str)
 
 

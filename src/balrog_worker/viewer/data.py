@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import os
 import re
 from pathlib import Path
 
 from balrog_worker import documents
+from balrog_worker.records import is_count, is_finite
 from balrog_worker.replay import Replay
 from balrog_worker.store import EPISODES, SUMMARY, read_jsonl
 
@@ -91,7 +91,7 @@ def episodes(path: Path) -> list[dict]:
     rows = []
     for record in records:
         index = record.get("episode_index") if isinstance(record, dict) else None
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        if not is_count(index):
             log.warning("%s: an episode record without a valid episode_index: left out",
                         path.name)
             continue
@@ -109,9 +109,7 @@ def _mapping(record: object, key: str) -> dict:
 
 def _number(value: object) -> int | float | None:
     """``value`` if it is a finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
+    return value if is_finite(value) else None
 
 
 def png_url(frame) -> str:
