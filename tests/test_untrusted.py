@@ -178,7 +178,8 @@ def test_a_deep_mosaic_config_is_an_error_event(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["huge num_steps", "string seed", "string step",
-                                    "integer action", "list summary", "device records"])
+                                    "integer action", "list summary", "device summary",
+                                    "device records"])
 def test_replay_of_a_damaged_record_is_one_line(results, damage):
     cell = cells(results)[0]
 
@@ -197,6 +198,10 @@ def test_replay_of_a_damaged_record_is_one_line(results, damage):
     elif damage == "list summary":
         (cell / "summary.json").write_text("[]")
         (cell / "cell.json").unlink(missing_ok=True)
+    elif damage == "device summary":
+        (cell / "summary.json").unlink()
+        (cell / "summary.json").symlink_to("/dev/zero")
+        (cell / "cell.json").unlink(missing_ok=True)
     else:
         (cell / "episodes.jsonl").unlink()
         (cell / "episodes.jsonl").symlink_to("/dev/zero")
@@ -205,7 +210,7 @@ def test_replay_of_a_damaged_record_is_one_line(results, damage):
     (line,) = result.stderr.strip().splitlines()
     assert str(cell) in line and any(words in line for words in (
         "claims 1000000000000000 steps", "is not a whole number", "step record is damaged",
-        "not a JSON object", "cannot be read")), line
+        "not a JSON object", "cannot be read", "not a finished cell")), line
 
 
 def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from balrog_worker import envs
+from balrog_worker import documents, envs
 from balrog_worker.config import CellConfig, cell_config_from_dict
 from balrog_worker.records import is_count, is_number
 from balrog_worker.store import EPISODES, STEPS, SUMMARY, read_jsonl
@@ -48,12 +48,12 @@ def cell_config(cell_dir: Path) -> CellConfig:
         path = Path(cell_dir) / name
         if path.is_file():
             try:  # records from elsewhere: any defect is this cell's, said in one line
-                data = json.loads(path.read_text(encoding="utf-8"))
+                data = documents.load_json(documents.read_text(path))
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 return cell_config_from_dict(
                     {k: v for k, v in data.items() if k not in _NOT_CONFIG}, source=str(path))
-            except ValueError as error:  # ConfigError, JSON and UTF-8 errors among them
+            except ValueError as error:  # ConfigError and DocumentError among them
                 raise ReplayError(f"{path}: {str(error).splitlines()[0]}") from None
     raise ReplayError(f"{cell_dir}: no {CELL_CONFIG} or {SUMMARY}: not a finished cell")
 
