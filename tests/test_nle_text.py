@@ -85,13 +85,13 @@ def test_nethack_progression_follows_blstats():
 
 def test_nethack_progression_is_the_best_of_what_was_reached():
     game = NetHackGame("challenge")
-    game._reached = {"Dlvl:5", "Xp:10", "Dlvl:1"}
+    game._depths, game._levels = {5, 1}, {10}
     table = progression_table()
     assert game.progression() == max(table["Dlvl:5"], table["Xp:10"]) == table["Xp:10"]
     assert table["Dlvl:5"] == pytest.approx(0.0265, abs=1e-3)
     game.reset(0)
     game.step("search")  # BALROG counts what the first step shows: depth 1, level 1
-    assert game._reached == {"Dlvl:1", "Xp:1"} and game.progression() == 0.0
+    assert (game._depths, game._levels) == ({1}, {1}) and game.progression() == 0.0
 
 
 def test_nethack_actions_are_balrogs_and_menus_take_letters():

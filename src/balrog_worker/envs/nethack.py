@@ -167,7 +167,10 @@ class NetHackGame(NLEGame):
     def __init__(self, task: str, vision: bool = False):
         super().__init__(task, build(lambda: gym.make("NetHackChallenge-v0",
                                                       **NETHACK_SETTINGS)), vision=vision)
-        self._reached: set[str] = set()
+        # The dungeon depths and experience levels reached after a step (BALROG's table
+        # keys are "Dlvl:N" and "Xp:N").
+        self._depths: set[int] = set()
+        self._levels: set[int] = set()
 
     def instructions(self) -> str:
         # The information of BALROG's NetHack prompt: the actions, its tips, the goal.
@@ -195,24 +198,23 @@ class NetHackGame(NLEGame):
         )
 
     def reset(self, seed: int) -> Observation:
-        self._reached = set()
+        self._depths, self._levels = set(), set()
         return super().reset(seed)
 
     def _track(self, reward: float) -> None:
         # BALROG's Progress: the experience level and the dungeon depth after each step.
         stats = self._obs["blstats"]
-        self._reached.add(f"Xp:{int(stats[nethack.NLE_BL_XP])}")
-        self._reached.add(f"Dlvl:{int(stats[nethack.NLE_BL_DEPTH])}")
+        self._levels.add(int(stats[nethack.NLE_BL_XP]))
+        self._depths.add(int(stats[nethack.NLE_BL_DEPTH]))
 
     def progression(self) -> float:
         table = progression_table()
-        return max((table.get(key, 0.0) for key in self._reached), default=0.0)
+        keys = [*(f"Dlvl:{d}" for d in self._depths), *(f"Xp:{x}" for x in self._levels)]
+        return max((table.get(key, 0.0) for key in keys), default=0.0)
 
     def episode_info(self) -> dict:
         stats = self._obs["blstats"]
-        depths = [int(key[5:]) for key in self._reached if key.startswith("Dlvl:")]
-        levels = [int(key[3:]) for key in self._reached if key.startswith("Xp:")]
-        return {"depth": max(depths, default=int(stats[nethack.NLE_BL_DEPTH])),
-                "experience_level": max(levels, default=int(stats[nethack.NLE_BL_XP])),
+        return {"depth": max(self._depths, default=int(stats[nethack.NLE_BL_DEPTH])),
+                "experience_level": max(self._levels, default=int(stats[nethack.NLE_BL_XP])),
                 "gold": int(stats[nethack.NLE_BL_GOLD]), "turn": int(stats[nethack.NLE_BL_TIME]),
                 "death_reason": self._end_reason()}
