@@ -158,8 +158,8 @@ def settings_from(args: argparse.Namespace) -> dict:
     _check_types(settings)
     if settings["telemetry_dir"] is None:
         settings["telemetry_dir"] = DEFAULTS["telemetry_dir"]
-    if not isinstance(settings["run_id"], str) or not RUN_ID.match(settings["run_id"]):
-        raise ConfigError(f"run id {str(settings['run_id'])[:80]!r}: it names files in the "
+    if not RUN_ID.match(settings["run_id"]):  # text by now (_check_types)
+        raise ConfigError(f"run id {settings['run_id'][:80]!r}: it names files in the "
                           "telemetry dir, so it is letters, digits, '.', '_' and '-' (not "
                           "starting with '.'), at most 128 characters")
     return settings
