@@ -304,3 +304,30 @@ def test_a_cache_path_that_is_a_folder_is_one_line_before_anything_runs(tmp_path
     (line,) = result.stderr.strip().splitlines()
     assert "responses.sqlite is not a file" in line and "--cache off" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_run_of_one_cell_resolves_that_cell_only(monkeypatch, tmp_path):
+    """A cluster job runs one cell; expanding a grid of a million cells to check each
+    would cost every job seconds. Its own cell is still checked."""
+    from balrog_worker.cli import main
+    from balrog_worker.config import Params
+
+    def expand(self):
+        raise AssertionError("run expanded the whole grid")
+
+    monkeypatch.setattr(Params, "cells", expand)
+    params = tmp_path / "params.yaml"
+    params.write_text("models:\n  r: {backend: random}\nagents:\n  naive: {}\n"
+                      "  shots: {type: few_shot}\nenvs:\n  babyai: {tasks: [goto]}\n"
+                      "  crafter: {tasks: [default]}\n"
+                      "grid:\n  - {models: [r], agents: [naive, shots], envs: [babyai]}\n")
+    out = tmp_path / "out"
+    assert main(["run", "--params", str(params), "--env", "babyai/goto", "--model", "r",
+                 "--agent", "naive", "--episodes", "1", "--max-steps", "2",
+                 "--out", str(out)]) == 0
+    assert (out / "summary.json").is_file()
+    # few_shot on Crafter (no scripted expert to show) is still refused, in one line.
+    result = run_cli("run", "--params", str(params), "--env", "crafter/default", "--model",
+                     "r", "--agent", "shots", "--out", str(tmp_path / "out2"), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "few_shot needs demonstrations" in result.stderr

@@ -231,7 +231,7 @@ def _params_for_run(path: Path | None):
     if path is None and Path(DEFAULT_PARAMS).is_file():
         path = Path(DEFAULT_PARAMS)
     if path is not None:
-        return load_params(path)
+        return load_params(path, check_cells=False)  # the one cell run is checked below
     # No params file: the built-in baselines and default agents only.
     return params_from_dict(
         {"models": {"random": {"backend": "random"}}, "agents": {"naive": {}},
