@@ -177,7 +177,8 @@ def test_a_deep_mosaic_config_is_an_error_event(tmp_path):
     assert event["type"] == "error" and "nested deeper" in event["message"]
 
 
-@pytest.mark.parametrize("damage", ["huge num_steps", "string seed", "string step",
+@pytest.mark.parametrize("damage", ["huge num_steps", "beyond the cap", "string seed",
+                                    "huge seed", "string step",
                                     "integer action", "list summary", "device summary",
                                     "device records"])
 def test_replay_of_a_damaged_record_is_one_line(results, damage):
@@ -188,8 +189,14 @@ def test_replay_of_a_damaged_record_is_one_line(results, damage):
 
     if damage == "huge num_steps":
         rewrite_episodes(cell, lambda records: first(records).update(num_steps=10**15))
+    elif damage == "beyond the cap":  # as many step records as claimed, past the cap
+        summary = json.loads((cell / "summary.json").read_text())
+        (cell / "summary.json").write_text(json.dumps({**summary, "max_steps": 2}))
+        (cell / "cell.json").unlink(missing_ok=True)
     elif damage == "string seed":
         rewrite_episodes(cell, lambda records: first(records).update(seed="x"))
+    elif damage == "huge seed":
+        rewrite_episodes(cell, lambda records: first(records).update(seed=2**70))
     elif damage in ("string step", "integer action"):
         path = cell / "steps.jsonl"
         steps = [json.loads(line) for line in path.read_text().splitlines()]
@@ -209,11 +216,15 @@ def test_replay_of_a_damaged_record_is_one_line(results, damage):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert str(cell) in line and any(words in line for words in (
-        "claims 1000000000000000 steps", "is not a whole number", "step record is damaged",
+        "claims 1000000000000000 steps", "stops episodes at 2", "out of range",
+        "is not a whole number", "step record is damaged",
         "not a JSON object", "cannot be read", "not a finished cell")), line
 
 
-def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):
+@pytest.fixture
+def viewer_server(results):
+    """The viewer serving ``results`` on a free port; ``get(path, host)`` is a request's
+    status."""
     import http.client
     import threading
 
@@ -222,7 +233,6 @@ def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):
     server = serve(results, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    slug = cells(results)[0].name
 
     def get(path, host=f"127.0.0.1:{port}"):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -232,16 +242,57 @@ def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results):
         connection.close()
         return response.status
 
-    try:
-        assert get("/data/cells.json") == 200
-        assert get(f"/data/cells/{slug}/0.json", host=f"localhost:{port}") == 200
-        assert get("/data/cells.json", host="attacker.example:80") == 421
-        assert get("/data/cells/%2e%2e/episodes.json") == 404
-        assert get(f"/data/cells/{slug}/%C2%B2.json") == 404
-        assert get(f"/data/cells/{slug}/99.json") == 404
-    finally:
-        server.shutdown()
-        server.server_close()
+    get.port = port
+    yield get
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_viewer_answers_only_loopback_hosts_and_bad_paths_with_404(results, viewer_server):
+    get, port = viewer_server, viewer_server.port
+    slug = cells(results)[0].name
+    assert get("/data/cells.json") == 200
+    assert get(f"/data/cells/{slug}/0.json", host=f"localhost:{port}") == 200
+    assert get("/data/cells.json", host="attacker.example:80") == 421
+    assert get("/data/cells/%2e%2e/episodes.json") == 404
+    assert get(f"/data/cells/{slug}/%C2%B2.json") == 404
+    assert get(f"/data/cells/{slug}/99.json") == 404
+    rewrite_episodes(cells(results)[0], lambda records: next(
+        r for r in records if r["episode_index"] == 1).update(seed="not a seed"))
+    assert get(f"/data/cells/{slug}/1.json") == 404  # answered, not a dropped connection
+
+
+def test_the_viewer_replays_an_episode_once_for_requests_at_the_same_time(
+        results, viewer_server, monkeypatch):
+    """Replaying is the viewer's costly answer: requests arriving together share one
+    replay (and a later one its kept answer), and a game that raises is answered too."""
+    import threading
+    import time
+
+    from balrog_worker.viewer import data
+
+    replayed, real = [], data.episode
+
+    def slow_episode(path, index):
+        replayed.append(index)
+        time.sleep(0.5)  # long enough for every request below to arrive meanwhile
+        if index == 1:
+            raise RuntimeError("the game refused the seed")
+        return real(path, index)
+
+    monkeypatch.setattr(data, "episode", slow_episode)
+    slug = cells(results)[0].name
+    statuses = []
+    requests = [threading.Thread(target=lambda: statuses.append(
+        viewer_server(f"/data/cells/{slug}/0.json"))) for _ in range(6)]
+    for request in requests:
+        request.start()
+    for request in requests:
+        request.join()
+    assert statuses == [200] * 6 and replayed == [0]
+    assert viewer_server(f"/data/cells/{slug}/0.json") == 200 and replayed == [0]
+    assert viewer_server(f"/data/cells/{slug}/1.json") == 404 and replayed == [0, 1]
+    assert viewer_server("/data/cells.json") == 200  # and the server goes on
 
 
 @pytest.mark.parametrize(("field", "value", "kind"), [

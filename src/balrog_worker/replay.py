@@ -23,6 +23,7 @@ from balrog_worker.store import EPISODES, STEPS, SUMMARY, read_jsonl
 
 CELL_CONFIG = "cell.json"  # what Snakemake passes; a summary holds the same config
 _NOT_CONFIG = ("versions", "git_revision", "aggregate")
+MAX_SEED = 2**32 - 1  # what every game's seeding accepts (ours derive 31-bit seeds)
 
 
 class ReplayError(RuntimeError):
@@ -72,6 +73,9 @@ def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
     if not (is_count(episode.get("seed")) and is_count(episode.get("num_steps"))):
         raise ReplayError(f"{cell_dir}: episode {index}: its seed or num_steps is not a "
                           "whole number")
+    if episode["seed"] > MAX_SEED:
+        raise ReplayError(f"{cell_dir}: episode {index}: seed {episode['seed']} is out of "
+                          f"range (episode seeds are below 2**32)")
     mine = [s for s in steps if isinstance(s, dict) and s.get("episode_index") == index]
     if not all(_sound(step) for step in mine):
         raise ReplayError(f"{cell_dir}: episode {index}: a step record is damaged")
@@ -99,6 +103,10 @@ class Replay:
         self.dir = Path(cell_dir)
         self.config = cell_config(self.dir)
         self.episode, self.steps = episode_records(self.dir, index)
+        cap = self.config.max_steps or envs.FAMILIES[self.config.cell.env].max_steps
+        if cap is not None and self.episode["num_steps"] > cap:
+            raise ReplayError(f"{self.dir}: episode {index} claims {self.episode['num_steps']} "
+                              f"steps; its cell stops episodes at {cap}")
         self.index = index
         self.by_step: dict[int, dict[str, dict]] = {}
         for record in self.steps:

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import threading
-from functools import lru_cache
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,8 @@ EPISODE_FILE = re.compile(r"[0-9]{1,9}\.json")  # an episode's data: its index
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 REQUEST_TIMEOUT_S = 30
 WORKERS = 16
+REPLAYS_AT_ONCE = 2  # episodes replayed at once (each takes a core)
+EPISODE_CACHE_BYTES = 256 << 20  # replayed episodes kept, in bytes of JSON
 # Frames of every episode up to this many steps in all are exported; beyond, each cell's
 # best and worst episode only (the served viewer replays any episode on demand).
 EXPORT_STEP_BUDGET = 5_000
@@ -41,11 +43,22 @@ def _json(value) -> bytes:
 
 
 class Viewer:
-    """The viewer's data for one results tree; an episode once replayed is kept."""
+    """The viewer's data for one results tree.
 
-    def __init__(self, results: Path):
+    An episode's frames come from replaying it, the one costly answer: each is replayed
+    once however many requests ask for it at the same time (they wait for the one
+    replay), at most ``replays`` at once, and kept afterwards within ``cache_bytes``. A
+    replay is bounded by its cell's step cap, so one whose client has gone still ends,
+    and its answer serves the next request."""
+
+    def __init__(self, results: Path, replays: int = REPLAYS_AT_ONCE,
+                 cache_bytes: int = EPISODE_CACHE_BYTES):
         self.results = Path(results)
-        self.episode = lru_cache(maxsize=64)(self._episode)
+        self._replaying = threading.BoundedSemaphore(replays)
+        self._cache_bytes = cache_bytes
+        self._kept: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._flights: dict[tuple[str, int], threading.Lock] = {}
+        self._lock = threading.Lock()  # guards _kept and _flights
 
     def answer(self, path: str) -> tuple[bytes, str] | None:
         """The body and content type at ``path``, or None for a path that is not the
@@ -62,20 +75,58 @@ class Viewer:
                     return _json(data.episodes(cell)), "application/json"
                 if EPISODE_FILE.fullmatch(parts[3]):
                     return self.episode(parts[2], int(parts[3][:-5])), "application/json"
-        except LookupError:  # an unknown cell (KeyError) or episode
+        except KeyError:  # an unknown cell
+            return None
+        except LookupError as error:  # an episode that is not there or cannot be replayed
+            log.warning("%s", error)
             return None
         except OSError as error:  # a record that is not a regular file, or unreadable
             log.warning("%s: %s", path, error)
             return None
         return None
 
-    def _episode(self, slug: str, index: int) -> bytes:
+    def episode(self, slug: str, index: int) -> bytes:
+        """Episode ``index`` of cell ``slug`` as JSON; LookupError if it cannot be
+        replayed."""
+        key = (slug, index)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+            flight = self._flights.setdefault(key, threading.Lock())
+        with flight:  # a second request for the same episode waits for the first replay
+            with self._lock:
+                if key in self._kept:
+                    return self._kept[key]
+            try:
+                with self._replaying:
+                    body = self._replay(slug, index)
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+            self._keep(key, body)
+            return body
+
+    def _replay(self, slug: str, index: int) -> bytes:
         from balrog_worker.replay import ReplayError
 
         try:
             return _json(data.episode(data.cell_dir(self.results, slug), index))
         except ReplayError as error:
             raise LookupError(str(error)) from None
+        except (KeyError, OSError):
+            raise
+        except Exception as error:  # a game that refuses what the records say
+            raise LookupError(f"{slug} episode {index}: the replay failed "
+                              f"({type(error).__name__}: {error})") from None
+
+    def _keep(self, key: tuple[str, int], body: bytes) -> None:
+        if len(body) > self._cache_bytes:
+            return
+        with self._lock:
+            self._kept[key] = body
+            while sum(map(len, self._kept.values())) > self._cache_bytes:
+                self._kept.popitem(last=False)
 
 
 class _BoundedServer(ThreadingHTTPServer):
@@ -127,7 +178,12 @@ def serve(results: Path, port: int = 8765, host: str = "127.0.0.1") -> Threading
             if check_host and not _loopback(named):
                 self.send_error(421, "unknown host")
                 return
-            found = viewer.answer(urlsplit(self.path).path)
+            try:
+                found = viewer.answer(urlsplit(self.path).path)
+            except Exception as error:  # a defect of ours: said, and the server goes on
+                log.error("%s: %s: %s", self.path, type(error).__name__, error)
+                self.send_error(500)
+                return
             if found is None:
                 self.send_error(404)
                 return
