@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -50,12 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     from balrog_worker.clients.weights import WeightsError
     from balrog_worker.config import ConfigError
     from balrog_worker.secrets import redact
+    from balrog_worker.stopping import (
+        EXIT_INTERRUPTED,
+        EXIT_TERMINATED,
+        Terminated,
+        sigterm_interrupts,
+    )
     from balrog_worker.store import DiskFull, StoreError
 
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
-        return args.handler(args)
+        with sigterm_interrupts():
+            return args.handler(args)
     # A full disk, a damaged cache, a server that did not come up: the machine's fault,
     # not the input's.
     except (DiskFull, CacheError, ServerError) as error:
@@ -67,23 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("balrog-worker: terminated (SIGTERM); finished episodes are kept, a rerun "
               "goes on from them", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("balrog-worker: interrupted; finished episodes are kept, a rerun goes on "
               "from them", file=sys.stderr)
-        return 130
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is (episodes in flight stop, nothing committed is
-    touched), and reported as itself."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,10 +22,13 @@ from balrog_worker.episode import Episode
 from balrog_worker.provenance import git_revision, package_versions
 from balrog_worker.records import CellKeys, EpisodeRecord, Usage
 from balrog_worker.seeding import episode_seed
+from balrog_worker.stopping import stops_deferred
 from balrog_worker.store import CellStore, StoreError
 from balrog_worker.telemetry import RecordStream
 
 log = logging.getLogger(__name__)
+
+STOP_POLL_S = 0.2  # how soon a stop signal is acted on while episodes are played
 
 class Interrupted(Exception):
     """The run is stopping; the episode in progress is abandoned, not recorded."""
@@ -167,12 +170,15 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
     budget_reached = False
     finished = len(done)
     workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
-    with ThreadPoolExecutor(max_workers=workers,
-                            thread_name_prefix="episode") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="episode") as pool, \
+            stops_deferred() as stops:
         pending = {pool.submit(runner.play, i) for i in todo}
         try:
             while pending:
-                completed, pending = wait(pending, return_when=FIRST_COMPLETED)
+                # A stop (Ctrl-C, SIGTERM) is raised here, between waits, never inside one.
+                stops.check()
+                completed, pending = wait(pending, timeout=STOP_POLL_S,
+                                          return_when=FIRST_COMPLETED)
                 for future in completed:
                     try:
                         steps, episode = future.result()
