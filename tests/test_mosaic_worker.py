@@ -95,7 +95,7 @@ def test_an_unknown_task_is_one_error_event_and_a_one_line_message(tmp_path):
         result = subprocess.run(launcher(stub, tmp_path, "babyai", "BabyAI-Nope-v0"),
                                 capture_output=True, text=True, timeout=120,
                                 env=clean_env(tmp_path))
-    assert result.returncode == 2
+    assert result.returncode == 1  # MOSAIC's worker exits 1 on a config error
     (event,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert event["type"] == "error" and "BabyAI-Nope-v0" in event["message"]
     assert "balrog-worker envs" in event["message"]
@@ -223,3 +223,82 @@ def test_the_seeds_config_runs_verbatim_and_its_workers_are_all_in_flight():
                                "environment": "babyai/goto", "num_episodes": 100,
                                "parallel_workers": 64})
     assert wide.parallel_episodes == wide.model.concurrency == wide.calls_in_flight() == 64
+
+
+def slow_answer(body: dict) -> str:
+    import time
+
+    time.sleep(0.05)  # episodes stay in flight long enough to be cut by a stop
+    return "go forward"
+
+
+def test_sigterm_in_batch_mode_keeps_finished_episodes_and_a_rerun_duplicates_nothing(
+        tmp_path):
+    """MOSAIC's Stop sends SIGTERM. Episodes cut short had already streamed steps to the
+    telemetry files; the rerun plays them again, so their old lines must go."""
+    import signal
+
+    telemetry = tmp_path / "telemetry"
+    with StubServer(openai_server.ok_body, openai_server.error_body,
+                    answer_fn=slow_answer) as stub:
+        command = launcher(stub, tmp_path, "babyai", "BabyAI-GoToRedBall-v0", episodes=8,
+                           steps=12)
+        log = tmp_path / "stderr.txt"  # -v logs every request: a pipe unread would fill
+        with log.open("w") as stderr_file:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file,
+                                       env=clean_env(tmp_path))
+        try:
+            for line in process.stdout:  # until the first episode is committed
+                if json.loads(line)["type"] == "episode":
+                    break
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
+        finally:
+            process.kill()
+        stderr = log.read_text()
+        assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr
+        assert "terminated (SIGTERM)" in stderr and "finished episodes are kept" in stderr
+        before = [json.loads(x) for x in (telemetry / "run-1_steps.jsonl").open()]
+        committed = {json.loads(x)["episode_index"]
+                     for x in (telemetry / "run-1" / "episodes.jsonl").open()}
+        assert {s["episode_index"] for s in before} - committed, "no episode was cut short"
+        rerun = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                               env=clean_env(tmp_path))
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    steps = [json.loads(x) for x in (telemetry / "run-1_steps.jsonl").open()]
+    episodes = [json.loads(x) for x in (telemetry / "run-1_episodes.jsonl").open()]
+    keys = [(s["episode_index"], s["step_index"], s["agent_id"]) for s in steps]
+    assert len(keys) == len(set(keys)) == sum(e["num_steps"] for e in episodes)
+    assert sorted(e["episode_index"] for e in episodes) == list(range(8))
+
+
+def test_interactive_mode_ends_cleanly_on_a_closed_stdout_and_on_ctrl_c(tmp_path):
+    import signal
+    import time
+
+    with StubServer(openai_server.ok_body, openai_server.error_body) as stub:
+        command = launcher(stub, tmp_path, "babyai", "BabyAI-GoToRedBall-v0", "--interactive")
+        # The reader goes away: the next answer has nowhere to go.
+        session = Interactive(command, clean_env(tmp_path))
+        try:
+            assert session.read()["type"] == "init"
+            session.process.stdout.close()
+            session.send({"cmd": "ping"})
+            assert session.process.wait(timeout=30) == 1
+            stderr = session.process.stderr.read().decode()
+        finally:
+            session.process.kill()
+        assert "stdout was closed" in stderr and "Traceback" not in stderr
+        assert "Exception ignored" not in stderr
+        # Ctrl-C while the worker waits for a command, none coming.
+        session = Interactive(command, clean_env(tmp_path))
+        try:
+            assert session.read()["type"] == "init"
+            session.process.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            assert session.process.wait(timeout=10) == 130
+            waited = time.monotonic() - started
+            stderr = session.process.stderr.read().decode()
+        finally:
+            session.process.kill()
+        assert "interrupted" in stderr and "Traceback" not in stderr and waited < 5

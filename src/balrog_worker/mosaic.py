@@ -17,6 +17,7 @@ name and never written, logged or echoed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -34,8 +35,10 @@ from balrog_worker.config import (
     Generation,
     ModelSpec,
 )
-from balrog_worker.store import json_line
+from balrog_worker.store import EPISODES, STEPS, json_line, read_jsonl
 from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
+
+log = logging.getLogger(__name__)
 
 # MOSAIC's vocabularies (its config.py).
 ENV_NAMES = ("babyai", "minigrid", "multigrid", "minihack", "crafter", "nle", "textworld")
@@ -223,9 +226,16 @@ def episode_id(run_id: str, index: int) -> str:
 
 class MosaicStream:
     """MOSAIC's events, projected from the records as the cell writes them: one JSON line
-    a record on stdout (flushed) and in ``<run-id>_steps.jsonl`` / ``_episodes.jsonl``."""
+    a record on stdout (flushed) and in ``<run-id>_steps.jsonl`` / ``_episodes.jsonl``.
 
-    def __init__(self, run_id: str, settings: dict, out: TextIO, telemetry: Path | None):
+    The telemetry files hold the committed episodes, each once, as the records do: when
+    a rerun opens them, lines of an episode that a stop cut short (or that failed) are
+    dropped, since the rerun plays that episode again, and lines that a stop kept from
+    being written (an episode committed, its event not yet sent) are made from the
+    records. A reader that closes stdout stops the events there, not the run."""
+
+    def __init__(self, run_id: str, settings: dict, out: TextIO | None,
+                 telemetry: Path | None, records: Path | None = None):
         self.run_id = run_id
         self.settings = settings
         self.out = out
@@ -233,16 +243,51 @@ class MosaicStream:
         self._files = {}
         if telemetry is not None:
             telemetry.mkdir(parents=True, exist_ok=True)
-            # Open for the run's length; close() closes them.
-            self._files = {kind: open(telemetry / f"{run_id}_{kind}s.jsonl", "a",  # noqa: SIM115
-                                      encoding="utf-8") for kind in ("step", "episode")}
+            episodes, steps = committed_records(records) if records else ({}, [])
+            for kind, committed in (("step", steps), ("episode", list(episodes.values()))):
+                path = telemetry / f"{run_id}_{kind}s.jsonl"
+                self._match_records(path, kind, committed)
+                # Open for the run's length; close() closes them.
+                self._files[kind] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _match_records(self, path: Path, kind: str, committed: list[dict]) -> None:
+        """Make the telemetry file ``path`` hold one line for each of the ``committed``
+        records (of ``kind``) and nothing else, keeping the lines it has."""
+        def key(record: dict) -> tuple:
+            return ((record.get("episode_index"),) if kind == "episode" else
+                    (record.get("episode_index"), record.get("step_index",
+                                                             record.get("step")),
+                     record.get("agent_id")))
+
+        wanted = {key(record): record for record in committed}
+        lines, torn = read_jsonl(path) if path.is_file() else ([], 0)
+        kept, seen = [], set()
+        for line in lines:
+            if key(line) in wanted and key(line) not in seen:
+                seen.add(key(line))
+                kept.append(line)
+        project = self.step if kind == "step" else self.episode
+        missing = [project(record) for k, record in wanted.items() if k not in seen]
+        if len(kept) == len(lines) and not torn and not missing:
+            return
+        log.info("%s: %d lines of episodes to be played again dropped, %d lines made from "
+                 "the records", path, len(lines) + torn - len(kept), len(missing))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(map(json_line, kept + missing)), encoding="utf-8")
+        os.replace(partial, path)
 
     def emit(self, kind: str, record: dict) -> None:
         event = self.step(record) if kind == "step" else self.episode(record)
         line = json_line(event)
         with self._lock:
-            self.out.write(line)
-            self.out.flush()
+            if self.out is not None:
+                try:
+                    self.out.write(line)
+                    self.out.flush()
+                except (BrokenPipeError, ValueError):  # closed by the reader, or by us
+                    log.warning("%s: stdout is closed; events go on to the telemetry "
+                                "files only", self.run_id)
+                    self.out = None
             if kind in self._files:
                 self._files[kind].write(line)
                 self._files[kind].flush()
@@ -289,13 +334,38 @@ class MosaicStream:
             handle.close()
 
 
+def committed_records(cell_dir: Path) -> tuple[dict[int, dict], list[dict]]:
+    """The episode records a rerun in ``cell_dir`` keeps (as CellStore.completed keeps
+    them), and their step records."""
+    try:
+        episodes, _ = read_jsonl(cell_dir / EPISODES)
+        steps, _ = read_jsonl(cell_dir / STEPS)
+    except OSError:
+        return {}, []
+    kept = {}
+    for record in episodes:
+        index = record.get("episode_index")
+        if isinstance(index, int) and not record.get("failed"):
+            kept.setdefault(index, record)
+    return kept, [step for step in steps if step.get("episode_index") in kept]
+
+
 def error_event(run_id: str | None, message: str) -> str:
     return json_line({"type": "error", "run_id": run_id, "message": message})
 
 
+# MOSAIC's worker exits 1 on any error, a bad config included (its tests check it).
+EXIT_ERROR = 1
+
+
 def main(argv: list[str]) -> int:
     """MOSAIC's command line: run the episodes (batch) or serve commands (--interactive)."""
-    import logging
+    from balrog_worker.stopping import (
+        EXIT_INTERRUPTED,
+        EXIT_TERMINATED,
+        Terminated,
+        sigterm_interrupts,
+    )
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -312,27 +382,68 @@ def main(argv: list[str]) -> int:
 
         preflight(config.model, config.cache)
     except ConfigError as error:
-        out.write(error_event(run_id, str(error)))
-        out.flush()
+        _write_event(out, error_event(run_id, str(error)))
         print(f"balrog-worker: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     telemetry = Path(settings["telemetry_dir"])
-    if args.interactive:
-        from balrog_worker.mosaic_interactive import InteractiveSession
+    try:
+        with sigterm_interrupts():
+            if args.interactive:
+                from balrog_worker.mosaic_interactive import InteractiveSession
 
-        return InteractiveSession(config, settings, out).run(sys.stdin.buffer)
+                return InteractiveSession(config, settings, out).run(sys.stdin.buffer)
+            return _run_batch(config, settings, out, telemetry)
+    except Terminated:
+        print(f"balrog-worker: {run_id}: terminated (SIGTERM); {_kept(args, telemetry, run_id)}",
+              file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print(f"balrog-worker: {run_id}: interrupted; {_kept(args, telemetry, run_id)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_batch(config: CellConfig, settings: dict, out: TextIO, telemetry: Path) -> int:
     from balrog_worker.evaluator import run_cell
 
-    stream = MosaicStream(run_id, settings, out, telemetry if settings["emit_jsonl"] else None)
+    run_id = settings["run_id"]
+    cell_dir = telemetry / run_id
+    stream = MosaicStream(run_id, settings, out, telemetry if settings["emit_jsonl"] else None,
+                          records=cell_dir)
+    from balrog_worker.clients.cache import CacheError
+    from balrog_worker.clients.vllm_server import ServerError
+    from balrog_worker.store import DiskFull, StoreError
+
     try:
-        report = run_cell(config, telemetry / run_id, stream=stream)
+        report = run_cell(config, cell_dir, stream=stream)
     except KeyboardInterrupt:
-        print("balrog-worker: interrupted; finished episodes are kept", file=sys.stderr)
-        return 130
-    except Exception as error:  # MOSAIC reads an error event, and the exit status
-        out.write(error_event(run_id, f"{type(error).__name__}: {error}"))
-        out.flush()
+        raise
+    except (StoreError, DiskFull, CacheError, ServerError) as error:  # said in one line
+        _write_event(stream.out, error_event(run_id, str(error)))
+        print(f"balrog-worker: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:  # a defect: MOSAIC reads an error event, and the exit status
+        _write_event(stream.out, error_event(run_id, f"{type(error).__name__}: {error}"))
         raise
     finally:
         stream.close()
     return 3 if report.failed else 0
+
+
+def _kept(args, telemetry: Path, run_id: str) -> str:
+    if args.interactive:
+        return "the interactive session ends (it records nothing)"
+    done = len(committed_records(telemetry / run_id)[0])
+    return (f"{done} finished episodes are kept in {telemetry / run_id}; the same command "
+            "goes on from them")
+
+
+def _write_event(out: TextIO | None, line: str) -> None:
+    """An event for a reader that may have gone (a closed stdout is not an error here)."""
+    if out is None:
+        return
+    try:
+        out.write(line)
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass

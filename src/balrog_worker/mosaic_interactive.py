@@ -12,8 +12,13 @@ an ``error`` event, and the session goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
@@ -26,6 +31,54 @@ from balrog_worker.episode import Episode
 from balrog_worker.mosaic import MosaicStream, episode_id
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
+
+# A command is a line of JSON; a select_action observation may be large, not unbounded.
+MAX_COMMAND_BYTES = 16 << 20
+# How often the read of stdin wakes while no command comes, so that a signal (Ctrl-C,
+# SIGTERM) is handled in the main thread even where another thread received it.
+WAKE_S = 0.2
+
+
+class ReaderGone(Exception):
+    """stdout is closed: whoever sent the commands no longer reads the answers."""
+
+
+def command_lines(fd: int) -> Iterator[bytes | None]:
+    """The lines arriving on file descriptor ``fd`` until it ends (None for a line over
+    MAX_COMMAND_BYTES, which is skipped). Read unbuffered, in a loop that wakes every
+    WAKE_S: a blocking buffered read would hold a signal back until the next line."""
+    pending = bytearray()
+    skipping = False  # inside a line too long to keep: dropped up to its end
+    while True:
+        ready, _, _ = select.select([fd], [], [], WAKE_S)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        while chunk:
+            head, newline, chunk = chunk.partition(b"\n")
+            if not skipping:
+                pending += head
+            if not newline:
+                break
+            if not skipping:
+                yield bytes(pending)
+            pending.clear()
+            skipping = False
+        if len(pending) > MAX_COMMAND_BYTES:
+            pending.clear()
+            skipping = True
+            yield None
+    if pending:
+        yield bytes(pending)
+
+
+def _quiet_stdout(out: TextIO) -> None:
+    """Point the closed stdout at /dev/null, so that Python's flush at exit has nowhere
+    to fail (a closed pipe would print an ignored BrokenPipeError)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
 class InteractiveSession:
@@ -43,38 +96,58 @@ class InteractiveSession:
         self.selections = 0
 
     def emit(self, event: dict) -> None:
-        self.out.write(json_line(event))
-        self.out.flush()
+        try:
+            self.out.write(json_line(event))
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the reader closed stdout: it has gone
+            raise ReaderGone from None
 
     def run(self, stdin: BinaryIO) -> int:
-        self.emit({"type": "init", "run_id": self.run_id, "env": self.settings["env_name"],
-                   "task": self.settings["task"], "version": __version__})
         try:
-            for raw in stdin:
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line:
+            self.emit({"type": "init", "run_id": self.run_id,
+                       "env": self.settings["env_name"], "task": self.settings["task"],
+                       "version": __version__})
+            for line in command_lines(stdin.fileno()):
+                if line is None:
+                    self.emit({"type": "error", "run_id": self.run_id, "message":
+                               f"a command longer than {MAX_COMMAND_BYTES:,} bytes: ignored"})
                     continue
-                try:
-                    command = json.loads(line)
-                    if not isinstance(command, dict):
-                        raise ValueError("a command is a JSON object")
-                    name = command.get("cmd")
-                    if name == "stop":
-                        self.emit({"type": "stopped", "run_id": self.run_id})
-                        return 0
-                    handler = getattr(self, f"cmd_{name}", None) if isinstance(name, str) else None
-                    if handler is None:
-                        raise ValueError(f"unknown command {name!r}; use reset, step, "
-                                         "init_agent, select_action, ping or stop")
-                    handler(command)
-                except Exception as error:  # one bad command must not end the session
-                    self.emit({"type": "error", "run_id": self.run_id,
-                               "message": f"{type(error).__name__}: {error}"})
+                if self.serve(line.decode("utf-8", errors="replace").strip()):
+                    return 0
+        except ReaderGone:
+            _quiet_stdout(self.out)
+            print(f"balrog-worker: {self.run_id}: stdout was closed; the session ends",
+                  file=sys.stderr)
+            return 1
         finally:
             if self.episode is not None:
                 self.episode.close()
             self.client.close()
         return 0
+
+    def serve(self, line: str) -> bool:
+        """Answer one command line; True once it was ``stop``."""
+        if not line:
+            return False
+        try:
+            command = json.loads(line)
+            if not isinstance(command, dict):
+                raise ValueError("a command is a JSON object")
+            name = command.get("cmd")
+            if name == "stop":
+                self.emit({"type": "stopped", "run_id": self.run_id})
+                return True
+            handler = getattr(self, f"cmd_{name}", None) if isinstance(name, str) else None
+            if handler is None:
+                raise ValueError(f"unknown command {name!r}; use reset, step, init_agent, "
+                                 "select_action, ping or stop")
+            handler(command)
+        except ReaderGone:
+            raise
+        except Exception as error:  # one bad command must not end the session
+            self.emit({"type": "error", "run_id": self.run_id,
+                       "message": f"{type(error).__name__}: {error}"})
+        return False
 
     def cmd_ping(self, _command: dict) -> None:
         self.emit({"type": "pong", "run_id": self.run_id})
