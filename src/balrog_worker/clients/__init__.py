@@ -31,6 +31,8 @@ def make_client(spec: ModelSpec, cache_mode: str = "on") -> Client:
     from balrog_worker.clients.cache import CachedClient, open_cache
 
     cache = open_cache(cache_mode)  # a damaged file stops the run before the model loads
+    if cache is None:  # its disk is full (said): the run goes on without it
+        return _backend(spec)
     return CachedClient(_backend(spec), spec.identity(), cache, cache_mode)
 
 
@@ -40,7 +42,9 @@ def preflight(spec: ModelSpec, cache_mode: str = "off") -> None:
     if spec.backend not in BASELINES and cache_mode != "off":
         from balrog_worker.clients.cache import open_cache
 
-        open_cache(cache_mode).close()
+        cache = open_cache(cache_mode)
+        if cache is not None:
+            cache.close()
     if spec.backend not in API_BACKENDS:
         return
     _client_class(spec)

@@ -43,6 +43,29 @@ class CacheDamaged(CacheError):
     """The file is not a database, or a malformed one."""
 
 
+class CacheFull(CacheError):
+    """The disk holding the cache is full: the run goes on without it."""
+
+
+# Free space below which a cache that fails to open or write is taken to have run out of
+# room: SQLite says "disk I/O error", not "full", when its WAL index cannot grow.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def disk_full(path: Path, error: Exception) -> bool:
+    """Whether ``error`` (from the cache at ``path``) comes from a full disk."""
+    import errno
+    import shutil
+
+    if "full" in str(error) or getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    try:
+        return folder is not None and shutil.disk_usage(folder).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
 def default_path() -> Path:
     return cache_root() / "responses.sqlite"
 
@@ -65,6 +88,8 @@ class ResponseCache:
             self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
                                        isolation_level=None)
         except (OSError, sqlite3.Error) as error:
+            if disk_full(self.path, error):
+                raise CacheFull(str(error)) from None
             raise CacheError(f"the response cache {self.path} cannot be opened ({error}): "
                              "run with --cache off, or see to its folder") from None
         deadline = time.monotonic() + 60
@@ -80,6 +105,8 @@ class ResponseCache:
             except sqlite3.OperationalError as error:  # locked, unreadable, a full disk
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     self._db.close()
+                    if disk_full(self.path, error):
+                        raise CacheFull(str(error)) from None
                     raise CacheError(f"the response cache {self.path} cannot be used "
                                      f"({error}): run with --cache off, or see to the "
                                      "file") from None
@@ -115,13 +142,25 @@ class ResponseCache:
         self._db.close()
 
 
+_said_full: set[Path] = set()  # caches a full disk kept closed, said once a process
+
+
 def open_cache(mode: str, path: Path | None = None) -> ResponseCache | None:
-    """The cache for ``mode`` (None when off). A damaged file stops here with CacheError,
-    before any work; ``refresh`` sets it aside and starts a new one instead."""
+    """The cache for ``mode`` (None when off, or when its disk is full: said once, and the
+    run goes on without it). A damaged file stops here with CacheError, before any work;
+    ``refresh`` sets it aside and starts a new one instead."""
     if mode == "off":
         return None
     try:
         return ResponseCache(path)
+    except CacheFull as error:
+        where = path or default_path()
+        if where not in _said_full:
+            _said_full.add(where)
+            log.warning("the response cache %s cannot be written (disk full: %s): this run "
+                        "goes on without it; every call is still made and counted", where,
+                        error)
+        return None
     except CacheDamaged:
         if mode != "refresh":
             raise
@@ -193,7 +232,8 @@ class CachedClient(Client):
             if self.broken:
                 return
             self.broken = True
-        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+        if isinstance(error, (sqlite3.OperationalError, OSError)) and disk_full(
+                self.cache.path, error):
             log.warning("the response cache %s cannot be written (disk full): this run goes "
                         "on without it; every call is still made and counted", self.cache.path)
         else:
