@@ -39,7 +39,13 @@ class ConfigError(ValueError):
     (a key pasted into the wrong field is hidden before anyone prints the message)."""
 
     def __init__(self, message: str):
-        super().__init__(redact(message))
+        message = redact(message)
+        if len(message) > MAX_MESSAGE_CHARS:  # a value of 100 kB quoted back is no help
+            message = message[:MAX_MESSAGE_CHARS - 3] + "..."
+        super().__init__(message)
+
+
+MAX_MESSAGE_CHARS = 500
 
 
 @dataclass(frozen=True)

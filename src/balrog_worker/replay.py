@@ -18,7 +18,7 @@ import numpy as np
 
 from balrog_worker import documents, envs
 from balrog_worker.config import CellConfig, cell_config_from_dict
-from balrog_worker.records import is_count, is_number
+from balrog_worker.records import is_count, is_finite, is_number
 from balrog_worker.store import EPISODES, STEPS, SUMMARY, read_jsonl
 
 CELL_CONFIG = "cell.json"  # what Snakemake passes; a summary holds the same config
@@ -139,6 +139,11 @@ class Replay:
                     yield replayed
                     return
                 actions = {p: r["action"] for p, r in records.items()}
+                for player, action in actions.items():  # records from elsewhere
+                    if player not in game.players or not game.is_valid(player, action):
+                        raise ReplayError(
+                            f"{self.dir}: episode {self.index} step {step}: "
+                            f"{player[:40]!r} cannot play {action[:40]!r} in this game")
                 turn = game.step({p: actions.get(p, game.default_action(p))
                                   for p in game.players})
                 for player, record in records.items():
@@ -158,7 +163,10 @@ class Replay:
 
     def _check_end(self, game, final: ReplayedStep) -> None:
         recorded = self.episode.get("progression")
-        if recorded is not None and abs(game.progression() - recorded) > 1e-9:
+        if recorded is not None and not is_finite(recorded):
+            final.mismatches.append(f"progression {game.progression():g} replayed, "
+                                    f"{str(recorded)[:40]!r} recorded")
+        elif recorded is not None and abs(game.progression() - recorded) > 1e-9:
             final.mismatches.append(f"progression {game.progression():g} replayed, "
                                     f"{recorded:g} recorded")
 

@@ -24,9 +24,16 @@ _PROVIDER_KEYS = re.compile(
 # Any other long token mixing lower case, upper case and digits: hidden in messages, but
 # not refused as a value (a model file's name can look like that; a sha256 in hex has no
 # upper case, so it survives).
-_OPAQUE_TOKENS = re.compile(
-    r"(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[0-9])"
-    r"[A-Za-z0-9_-]{40,}")
+# Runs of token characters are found first and their mix checked after: lookaheads at
+# every position of a long run would take quadratic time (100 kB of "x": 50 s).
+_TOKEN_RUNS = re.compile(r"[A-Za-z0-9_-]{40,}")
+_LOWER, _UPPER, _DIGIT = re.compile("[a-z]"), re.compile("[A-Z]"), re.compile("[0-9]")
+
+
+def _hide_opaque(match: re.Match) -> str:
+    token = match.group()
+    mixed = _LOWER.search(token) and _UPPER.search(token) and _DIGIT.search(token)
+    return HIDDEN if mixed else token
 
 _registered: set[str] = set()
 
@@ -57,7 +64,7 @@ def looks_like_key(text: str) -> bool:
 def redact(text: str) -> str:
     """``text`` with every known key, every provider-shaped key and every long opaque
     token replaced by '***'."""
-    return _OPAQUE_TOKENS.sub(HIDDEN, _hide_known(text))
+    return _TOKEN_RUNS.sub(_hide_opaque, _hide_known(text))
 
 
 def url_has_credentials(url: str) -> bool:

@@ -42,8 +42,15 @@ _EPISODE_KEY = ["run_id", "episode_index"]
 
 
 def record_files(results: str | Path, name: str) -> list[Path]:
-    """Every ``name`` (episodes.jsonl or steps.jsonl) below ``results``, sorted."""
-    return sorted(Path(results).rglob(name))
+    """Every ``name`` (episodes.jsonl or steps.jsonl) below ``results``, sorted; one that
+    is not a regular file (a folder, a link to a device, a pipe) is skipped, said once."""
+    found = []
+    for path in sorted(Path(results).rglob(name)):
+        if path.is_file():
+            found.append(path)
+        else:
+            log.warning("%s: not a regular file, skipped", path)
+    return found
 
 
 def _is_torn(path: Path) -> bool:

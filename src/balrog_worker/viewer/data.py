@@ -143,6 +143,8 @@ def best_and_worst(rows: list[dict]) -> list[int]:
     done = [row for row in rows if not row.get("failed")]
     if not done:
         return []
-    best = max(done, key=lambda r: (r["progression"] or 0.0, -r["num_steps"]))
-    worst = min(done, key=lambda r: (r["progression"] or 0.0, -r["num_steps"]))
+    def rank(row: dict) -> tuple[float, float]:  # a damaged record's missing numbers: 0
+        return row["progression"] or 0.0, -(row["num_steps"] or 0)
+
+    best, worst = max(done, key=rank), min(done, key=rank)
     return list(dict.fromkeys((best["episode_index"], worst["episode_index"])))
