@@ -434,3 +434,46 @@ def test_a_cache_on_a_full_disk_is_one_warning_and_the_run_goes_on(tmp_path, mon
     assert len(warnings) == 1 and "disk full" in warnings[0] and "goes on" in warnings[0]
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 2 and sum(e["llm_calls"] for e in episodes) == calls == 6
+
+
+def test_command_lines_are_split_across_reads_and_an_endless_one_is_skipped(monkeypatch):
+    """serve's and MOSAIC's interactive commands: a line may arrive in pieces; one past
+    the bound is skipped to its end (said once), and the lines after it still count."""
+    import os
+    import threading
+
+    from balrog_worker import command_lines as module
+
+    monkeypatch.setattr(module, "MAX_COMMAND_BYTES", 1000)
+    read, write = os.pipe()
+
+    def feed():
+        for piece in (b'{"cmd": "pi', b'ng"}\n{"a"', b": 1}\n", b"x" * 700, b"x" * 700,
+                      b"x" * 700 + b"\n", b'{"cmd": "stop"}\n', b"tail"):
+            os.write(write, piece)
+        os.close(write)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    lines = list(module.command_lines(read))
+    feeder.join()
+    os.close(read)
+    assert lines == [b'{"cmd": "ping"}', b'{"a": 1}', None, b'{"cmd": "stop"}', b"tail"]
+
+
+def test_serve_answers_a_command_too_long_to_keep_and_goes_on(tmp_path):
+    import subprocess
+
+    from tests.conftest import BIN
+
+    process = subprocess.Popen([str(BIN / "balrog-worker"), "serve"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        process.stdin.write(b'{"cmd": "init", "config": "' + b"x" * (17 << 20) + b'"}\n')
+        process.stdin.write(b'{"cmd": "ping"}\n')
+        process.stdin.flush()
+        first = json.loads(process.stdout.readline())
+        assert first["ok"] is False and "longer than 16,777,216 bytes" in first["error"]
+        assert json.loads(process.stdout.readline()) == {"ok": True, "pong": True}
+    finally:
+        process.kill()

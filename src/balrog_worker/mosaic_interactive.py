@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
 from balrog_worker import __version__, envs
 from balrog_worker.agents import make_agent
 from balrog_worker.clients import make_client
+from balrog_worker.command_lines import MAX_COMMAND_BYTES, command_lines
 from balrog_worker.config import CellConfig
 from balrog_worker.envs.base import Observation
 from balrog_worker.episode import Episode
@@ -32,46 +31,9 @@ from balrog_worker.mosaic import MosaicStream, episode_id
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
 
-# A command is a line of JSON; a select_action observation may be large, not unbounded.
-MAX_COMMAND_BYTES = 16 << 20
-# How often the read of stdin wakes while no command comes, so that a signal (Ctrl-C,
-# SIGTERM) is handled in the main thread even where another thread received it.
-WAKE_S = 0.2
-
 
 class ReaderGone(Exception):
     """stdout is closed: whoever sent the commands no longer reads the answers."""
-
-
-def command_lines(fd: int) -> Iterator[bytes | None]:
-    """The lines arriving on file descriptor ``fd`` until it ends (None for a line over
-    MAX_COMMAND_BYTES, which is skipped). Read unbuffered, in a loop that wakes every
-    WAKE_S: a blocking buffered read would hold a signal back until the next line."""
-    pending = bytearray()
-    skipping = False  # inside a line too long to keep: dropped up to its end
-    while True:
-        ready, _, _ = select.select([fd], [], [], WAKE_S)
-        if not ready:
-            continue
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            break
-        while chunk:
-            head, newline, chunk = chunk.partition(b"\n")
-            if not skipping:
-                pending += head
-            if not newline:
-                break
-            if not skipping:
-                yield bytes(pending)
-            pending.clear()
-            skipping = False
-        if len(pending) > MAX_COMMAND_BYTES:
-            pending.clear()
-            skipping = True
-            yield None
-    if pending:
-        yield bytes(pending)
 
 
 def _quiet_stdout(out: TextIO) -> None:

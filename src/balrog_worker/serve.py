@@ -25,6 +25,7 @@ from typing import BinaryIO, TextIO
 
 from balrog_worker import envs
 from balrog_worker.clients import make_client, preflight
+from balrog_worker.command_lines import MAX_COMMAND_BYTES, command_lines
 from balrog_worker.episode import Episode
 from balrog_worker.store import json_line
 
@@ -143,15 +144,19 @@ class Session:
             self.client.close()
 
 
-def serve(stdin: BinaryIO | TextIO, stdout: TextIO) -> int:
-    """Answer each command line of ``stdin`` until ``stop`` or its end. Read it as bytes
-    (a binary stream): a line that is not UTF-8 then gets an error answer, whatever the
-    locale, instead of ending the session."""
+def serve(stdin: BinaryIO, stdout: TextIO) -> int:
+    """Answer each command line of ``stdin`` until ``stop`` or its end. Read it as bytes:
+    a line that is not UTF-8 then gets an error answer, whatever the locale, instead of
+    ending the session (as does a line too long to keep)."""
     session = Session()
     try:
-        for raw in stdin:
+        for raw in command_lines(stdin.fileno()):
+            if raw is None:
+                _answer(stdout, {"ok": False, "error": f"a command longer than "
+                                 f"{MAX_COMMAND_BYTES:,} bytes: ignored"})
+                continue
             try:
-                line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
                 _answer(stdout, {"ok": False, "error": f"the command is not UTF-8 text "
                                  f"({error.reason} at byte {error.start})"})
