@@ -37,6 +37,7 @@ def test_aggregate_writes_leaderboard_formats_and_rq_tables_and_figures(tmp_path
                             )["role_adherence"].null_count() == 1  # roles exist at level 3 only
     paths = draw_figures(tables, tmp_path / "figures")
     names = {p.name for p in paths}
-    assert {"leaderboard.png", "per_task.png", "rq1_levels.png", "rq2_modes.png",
+    assert {"other_envs.png", "per_task.png", "rq1_levels.png", "rq2_modes.png",
             "rq3_behaviour.pdf"} <= names
+    assert "leaderboard.png" not in names  # BALROG's six environments only: none played
     assert all(p.stat().st_size > 5_000 for p in paths)

@@ -30,7 +30,7 @@ GRID = {
               "coordination_levels": [1, 3],
               "observation_modes": ["egocentric", "visible_teammates"]}],
 }
-FIGURES = ["leaderboard", "per_task", "rq1_levels", "rq2_modes", "rq3_behaviour"]
+FIGURES = ["leaderboard", "other_envs", "per_task", "rq1_levels", "rq2_modes", "rq3_behaviour"]
 TABLES = ["leaderboard", "per_env", "per_task", "usage", "rq1_performance", "rq1_paired",
           "rq2_performance", "rq2_paired", "rq3_behaviour"]
 

@@ -160,3 +160,22 @@ def test_single_episode_and_constant_groups_do_not_crash():
     assert row["progression_ci_low"] == row["progression"] == row["progression_ci_high"]
     assert bootstrap_ci([0.4, 0.4, 0.4]) == pytest.approx((0.4, 0.4, 0.4))
     assert bootstrap_ci([0.1, 0.9], random_state=7) == bootstrap_ci([0.1, 0.9], random_state=7)
+
+
+def test_intervals_resample_games_not_episodes():
+    """RQ1 pools a game's two observation-mode episodes: they are one game, not two
+    independent draws, so the interval is the bootstrap of the per-game means."""
+    episodes = synthetic(5, n_seeds=30)
+    table = performance_by_group(episodes, ["task", "model", "agent", "coordination_level"])
+    assert set(table["games"]) == {30} and set(table["n"]) == {60}
+    row = table.filter((pl.col("task") == "collect") & (pl.col("coordination_level") == 1)
+                       ).row(0, named=True)
+    per_game = (episodes.filter((pl.col("task") == "collect")
+                                & (pl.col("coordination_level") == 1))
+                .group_by("seed").agg(pl.col("progression").mean()).sort("seed"))
+    expected = bootstrap_ci(per_game["progression"].to_numpy())
+    assert (row["progression"], row["progression_ci_low"], row["progression_ci_high"]
+            ) == pytest.approx(expected)
+    naive = bootstrap_ci(episodes.filter((pl.col("task") == "collect")
+                                         & (pl.col("coordination_level") == 1))["progression"])
+    assert naive[2] - naive[1] < expected[2] - expected[1]  # pairs made it look surer

@@ -1,4 +1,5 @@
-"""A grid cell: one (model, agent, env, task[, coordination level, observation mode]).
+"""A grid cell: one (model, agent, env, task[, coordination level, observation mode,
+opponent]).
 
 A cell is the unit of work of the pipeline (one Snakemake job) and the key every record
 carries. Its slug names its results directory, so it must be readable and safe on any
@@ -29,6 +30,10 @@ class Cell:
     task: str
     coordination_level: int | None = None
     observation_mode: str | None = None
+    # Soccer's other team when it is not the default scripted one ("random",
+    # "model:<name>"): a match against another model is another experiment, so another
+    # cell, with a directory of its own.
+    opponent: str | None = None
 
     @property
     def slug(self) -> str:
@@ -37,8 +42,13 @@ class Cell:
             parts.append(f"level{self.coordination_level}")
         if self.observation_mode is not None:
             parts.append(self.observation_mode)
+        if self.opponent is not None:
+            parts.append(f"vs-{self.opponent}")
         return SLUG_SEPARATOR.join(slugify(part) for part in parts)
 
     def keys(self) -> dict:
-        """The cell keys every record carries (null where an axis does not apply)."""
-        return asdict(self)
+        """The cell keys every record carries (null where an axis does not apply); the
+        opponent is among a multi-agent episode's facts."""
+        keys = asdict(self)
+        del keys["opponent"]
+        return keys

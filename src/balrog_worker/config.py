@@ -215,6 +215,10 @@ class CellConfig:
     opponent_model: ModelSpec | None = None
 
     def __post_init__(self):
+        if self.cell.env in envs.FAMILIES and envs.FAMILIES[self.cell.env].multi_agent:
+            # The cell's identity follows the opponent it is played against.
+            object.__setattr__(self, "cell", replace(
+                self.cell, opponent=identity_opponent(self.cell.task, self.opponent)))
         _check_count("episodes", self.episodes, 1, MAX_EPISODES)
         if self.max_steps is not None:
             _check_count("max_steps", self.max_steps, 1, MAX_STEPS)
@@ -364,7 +368,9 @@ class Params:
         envs also x coordination levels x observation modes; stable order, no repeats."""
         cells = (
             Cell(model=m, agent=a, env=e, task=t, coordination_level=level,
-                 observation_mode=mode)
+                 observation_mode=mode,
+                 opponent=(identity_opponent(t, self.envs[e].opponent)
+                           if envs.FAMILIES[e].multi_agent else None))
             for block in self.grid
             for m in block.models
             for a in block.agents
@@ -404,6 +410,12 @@ class Params:
             parallel_episodes=self.parallel_episodes,
         )
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def identity_opponent(task: str, opponent: str) -> str | None:
+    """The opponent as part of a cell's identity: Soccer's other team unless it is the
+    default scripted one (so that the cells of earlier grids keep their names)."""
+    return opponent if task == "soccer" and opponent != "scripted" else None
 
 
 def _demonstrable(env: str) -> bool:
@@ -605,6 +617,7 @@ CELL_SCHEMA = {
                 "task": {"type": "string"},
                 "coordination_level": {"enum": [None, 1, 2, 3]},
                 "observation_mode": {"enum": [None, "egocentric", "visible_teammates"]},
+                "opponent": {"type": ["string", "null"]},
             },
         },
         "model": _NAMED,

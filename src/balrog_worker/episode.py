@@ -22,6 +22,8 @@ from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig, ModelSpec
 from balrog_worker.envs.base import LazyActions, Observation, PlayerGame
 from balrog_worker.records import (
+    FOCAL,
+    OPPONENT,
     CellKeys,
     EpisodeRecord,
     StepRecord,
@@ -54,17 +56,20 @@ class EpisodeSettings:
 
 class Episode:
     """An episode of ``game``. ``agents(player, instructions)`` makes each player's agent
-    at reset; ``cost`` prices a player's call; ``on_step`` receives each step record as
-    it is made; ``check_stop`` may raise to abandon the episode between steps."""
+    at reset; ``cost`` prices a player's call; ``answerer`` names the model and side that
+    answer for a player (default: the cell's model, focal); ``on_step`` receives each step
+    record as it is made; ``check_stop`` may raise to abandon the episode between steps."""
 
     def __init__(self, game: PlayerGame, agents: Callable[[str, str], Agent],
                  settings: EpisodeSettings, *,
                  cost: Callable[[str, Completion], float] | None = None,
+                 answerer: Callable[[str], tuple[str, str]] | None = None,
                  on_step: Callable[[dict], None] | None = None,
                  check_stop: Callable[[], None] | None = None):
         self.game = game
         self.settings = settings
         self._make_agent = agents
+        self._answerer = answerer or (lambda player: (settings.keys.model, FOCAL))
         self._cost = cost or (lambda player, completion: 0.0)
         self._on_step = on_step
         self._check_stop = check_stop or (lambda: None)
@@ -113,7 +118,13 @@ class Episode:
             def cost(player: str, completion: Completion) -> float:
                 return price(completion, config.opponent_model if other_side(player) else None)
 
-        return cls(game, agent, settings, cost=cost, on_step=on_step, check_stop=check_stop)
+        def answerer(player: str) -> tuple[str, str]:
+            if other_side(player) and config.opponent_model is not None:
+                return config.opponent_model.name, OPPONENT
+            return config.model.name, FOCAL
+
+        return cls(game, agent, settings, cost=cost, answerer=answerer, on_step=on_step,
+                   check_stop=check_stop)
 
     @property
     def done(self) -> bool:
@@ -186,6 +197,7 @@ class Episode:
             usage = usage_of(completion, self._cost(player, completion))
             self._usage[player] += usage
             self._calls[player] += 1
+            answered_by, side = self._answerer(player)
             record = StepRecord(
                 keys=self.settings.keys, episode_index=self.settings.index,
                 step=self.step_index, agent_id=player, observation=decision.shown,
@@ -194,7 +206,7 @@ class Episode:
                 valid=valid[player], reward=reward, terminated=turn.terminated,
                 truncated=turn.truncated, usage=usage,
                 latency_s=round(completion.latency_s, 6),
-                answer_truncated=completion.truncated)
+                answer_truncated=completion.truncated, answered_by=answered_by, side=side)
             records.append(record)
             if self._on_step:
                 self._on_step(record.to_dict())

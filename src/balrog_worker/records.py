@@ -86,10 +86,16 @@ class StepRecord:
     usage: Usage
     latency_s: float
     answer_truncated: bool = False  # the answer passed max_answer_chars and was cut
+    # Who answered: the model's name and its side ("focal": the cell's model; "opponent":
+    # the model driving the other team). The cell's keys name the cell's model only.
+    answered_by: str | None = None
+    side: str | None = None
 
     def to_dict(self) -> dict:
         return _flat(self)
 
+
+FOCAL, OPPONENT = "focal", "opponent"  # a step record's side
 
 CANDIDATE_CHARS = 256  # no action name is longer; an invalid answer is in `completion`
 

@@ -15,6 +15,10 @@ BACKENDS = ("random", "scripted", "local", "openai", "vllm", "openai_compatible"
             "gemini")
 BASELINES = ("random", "scripted")  # backends that are policies, not models
 
+# BALROG's six environments: its overall score is their unweighted mean, and its
+# leaderboard figure holds them alone.
+BALROG_ENVS = ("babyai", "babaisai", "textworld", "crafter", "minihack", "nethack")
+
 # The multi-agent axes (MOSAIC).
 COORDINATION_LEVELS = (1, 2, 3)
 OBSERVATION_MODES = ("egocentric", "visible_teammates")

@@ -6,7 +6,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from balrog_worker.config import ConfigError, params_from_dict
-from balrog_worker.vocab import opponent_model
+from balrog_worker.vocab import BALROG_ENVS, opponent_model
 
 # params_from_dict checks the config against workflow/schemas/params.schema.yaml (the
 # package's own copy of it) and then its cross-references, failing with one line that
@@ -28,8 +28,13 @@ RQ_TABLES = (
     if MULTI_AGENT
     else []
 )
-FIGURES = ["leaderboard", "per_task"] + (
-    ["rq1_levels", "rq2_modes", "rq3_behaviour"] if MULTI_AGENT else []
+# The leaderboard figure holds BALROG's six environments; the others have their own.
+ENVS_PLAYED = {cell.env for cell in CELLS.values()}
+FIGURES = (
+    (["leaderboard"] if ENVS_PLAYED & set(BALROG_ENVS) else [])
+    + (["other_envs"] if ENVS_PLAYED - set(BALROG_ENVS) else [])
+    + ["per_task"]
+    + (["rq1_levels", "rq2_modes", "rq3_behaviour"] if MULTI_AGENT else [])
 )
 
 

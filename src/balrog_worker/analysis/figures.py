@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import polars as pl
 import seaborn as sns
 
+from balrog_worker.vocab import BALROG_ENVS
+
 # Names come from records (a model id is free text): "$" is a dollar, never mathtext.
 matplotlib.rcParams["text.parse_math"] = False
 
@@ -42,7 +44,8 @@ def _grouped_bars(ax, frame: pl.DataFrame, x: str, categories: list[str], colour
                         ha="center", fontsize=fontsize)
 
 
-def leaderboard_figure(per_env: pl.DataFrame, out: Path) -> list[Path]:
+def leaderboard_figure(per_env: pl.DataFrame, out: Path, name: str = "leaderboard",
+                       title: str = "BALROG progression by environment") -> list[Path]:
     """Mean progression per environment for each model/agent, with SE bars and n."""
     frame = per_env.with_columns(
         (pl.col("model") + " / " + pl.col("agent")).alias("entry")
@@ -56,11 +59,11 @@ def leaderboard_figure(per_env: pl.DataFrame, out: Path) -> list[Path]:
     ax.set_ylabel("Progression (%, mean ± SE)")
     ax.set_xlabel("Environment")
     ax.set_ylim(0, 105)
-    ax.set_title("BALROG progression by environment")
+    ax.set_title(title)
     ax.legend(title="model / agent", fontsize=8, frameon=False, loc="upper left",
               bbox_to_anchor=(1.0, 1.0))
     sns.despine(fig)
-    return _save(fig, out, "leaderboard")
+    return _save(fig, out, name)
 
 
 def _panels(frame: pl.DataFrame, panel: str, width: float = 4.2):
@@ -70,12 +73,21 @@ def _panels(frame: pl.DataFrame, panel: str, width: float = 4.2):
     return fig, list(zip(names, axes[0], strict=True))
 
 
+def _with_series(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``frame`` with a "series" label of ``columns`` (and of the opponent, where Soccer was
+    played against more than the scripted team), so that each line of a figure is one
+    (model, agent, ...) and has one point per coordination level."""
+    if "opponent" in frame.columns and frame["opponent"].drop_nulls().n_unique() > 1:
+        columns = [*columns, "opponent"]
+    label = pl.concat_str([pl.col(c).cast(pl.Utf8) for c in columns], separator=" / ",
+                          ignore_nulls=True)
+    return frame.with_columns(label.alias("series"))
+
+
 def _levels_plot(frame: pl.DataFrame, out: Path, name: str, series: list[str], title: str):
-    """Mean progression (95% bootstrap CI) by coordination level, a panel per game and a
-    line per ``series`` combination, n per point."""
-    frame = frame.with_columns(
-        pl.concat_str([pl.col(c).cast(pl.Utf8) for c in series], separator=" / ").alias("series")
-    ).sort(["task", "series", "coordination_level"])
+    """Mean progression (95% bootstrap CI over games) by coordination level, a panel per
+    game and a line per ``series`` combination, n (games) per point."""
+    frame = _with_series(frame, series).sort(["task", "series", "coordination_level"])
     labels = frame["series"].unique(maintain_order=True).to_list()
     colours = dict(zip(labels, sns.color_palette(PALETTE, len(labels)), strict=True))
     fig, panels = _panels(frame, "task")
@@ -89,13 +101,14 @@ def _levels_plot(frame: pl.DataFrame, out: Path, name: str, series: list[str], t
             high = [hi - m for m, hi in zip(y, (rows["progression_ci_high"] * 100), strict=True)]
             ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=colours[label],
                         label=label)
-            for xi, yi, n in zip(x, y, rows["n"], strict=True):
+            counts = rows["games"] if "games" in rows.columns else rows["n"]
+            for xi, yi, n in zip(x, y, counts, strict=True):
                 ax.annotate(f"n={n}", (xi, yi), xytext=(4, 4), textcoords="offset points",
                             fontsize=7)
         ax.set_title(task)
         ax.set_xticks([1, 2, 3], ["1 emergent", "2 hints", "3 roles"])
         ax.set_xlabel("Coordination level")
-    panels[0][1].set_ylabel("Progression (%, mean, 95% CI)")
+    panels[0][1].set_ylabel("Progression (%, mean, 95% CI)\nn = games (seeds) per point")
     panels[0][1].set_ylim(-5, 105)
     panels[-1][1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(title, y=1.04)
@@ -108,8 +121,7 @@ def rq3_figure(behaviour: pl.DataFrame, out: Path) -> list[Path]:
     metrics = [m for m in ("possession_share", "passes", "both_chasing_rate",
                            "mean_teammate_distance", "role_adherence", "contested_rate")
                if m in behaviour.columns and behaviour[m].null_count() < behaviour.height]
-    frame = behaviour.with_columns(
-        (pl.col("task") + " / " + pl.col("model")).alias("series")).sort("coordination_level")
+    frame = _with_series(behaviour, ["task", "model", "agent"]).sort("coordination_level")
     labels = frame["series"].unique(maintain_order=True).to_list()
     colours = dict(zip(labels, sns.color_palette(PALETTE, len(labels)), strict=True))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.2),
@@ -165,13 +177,24 @@ def per_task_figure(per_task: pl.DataFrame, out: Path) -> list[Path]:
 def draw_figures(tables: str | Path, out: str | Path) -> list[Path]:
     """The leaderboard and per-task figures, and RQ1-RQ3 where their tables exist."""
     tables, out = Path(tables), Path(out)
-    paths = leaderboard_figure(pl.read_csv(tables / "per_env.csv"), out)
+    per_env = pl.read_csv(tables / "per_env.csv")
+    balrog = per_env.filter(pl.col("env").is_in(BALROG_ENVS))
+    others = per_env.filter(~pl.col("env").is_in(BALROG_ENVS))
+    paths = []
+    for path in (out / "leaderboard.png", out / "other_envs.png"):  # from an older grid
+        path.unlink(missing_ok=True)
+        path.with_suffix(".pdf").unlink(missing_ok=True)
+    if not balrog.is_empty():  # BALROG's six environments only: its leaderboard's
+        paths += leaderboard_figure(balrog, out)
+    if not others.is_empty():  # MiniGrid, and MultiGrid pooled over its cells
+        paths += leaderboard_figure(others, out, "other_envs",
+                                    "Progression in the environments beyond BALROG's")
     paths += per_task_figure(pl.read_csv(tables / "per_task.csv"), out)
     if (tables / "rq1_performance.csv").exists():
         paths += _levels_plot(pl.read_csv(tables / "rq1_performance.csv"), out, "rq1_levels",
                               ["model", "agent"], "RQ1: performance by coordination level")
         paths += _levels_plot(pl.read_csv(tables / "rq2_performance.csv"), out, "rq2_modes",
-                              ["model", "observation_mode"],
+                              ["model", "agent", "observation_mode"],
                               "RQ2: egocentric vs visible teammates")
         paths += rq3_figure(pl.read_csv(tables / "rq3_behaviour.csv"), out)
     return paths

@@ -12,6 +12,8 @@ import polars as pl
 from balrog_worker.analysis.load import load_episodes, scan_steps
 from balrog_worker.analysis.rq import write_rq_tables
 from balrog_worker.analysis.stats import overall, progression_stats
+from balrog_worker.records import FOCAL
+from balrog_worker.vocab import BALROG_ENVS
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,16 @@ def per_task(episodes: pl.DataFrame) -> pl.DataFrame:
 
 
 def usage_by_env(steps: pl.LazyFrame) -> pl.DataFrame:
-    """One row per model x agent x env from the step records: model calls, invalid answers,
-    latency and tokens per call. Streams the steps: they are the bulk of a grid's data."""
+    """One row per answering model x agent x env x side from the step records: model
+    calls, invalid answers, latency, tokens per call and cost. ``model`` is the model
+    that answered (in a model-vs-model match the other team's model has rows of its own,
+    side "opponent"; records older than the field count as the cell's model, focal).
+    Streams the steps: they are the bulk of a grid's data."""
     latency = pl.col("latency_s")
     return (
-        steps.group_by([*GROUP, "env"])
+        steps.with_columns(pl.coalesce("answered_by", "model").alias("model"),
+                           pl.col("side").fill_null(FOCAL))
+        .group_by([*GROUP, "env", "side"])
         .agg(
             pl.len().alias("calls"),
             ((~pl.col("valid")).cast(pl.Float64).mean() * 100).alias("invalid_pct"),
@@ -59,14 +66,13 @@ def usage_by_env(steps: pl.LazyFrame) -> pl.DataFrame:
             pl.col("input_tokens").mean().alias("input_tokens_per_call"),
             pl.col("output_tokens").mean().alias("output_tokens_per_call"),
             pl.col("retries").sum(),
+            pl.col("cost_usd").sum(),
         )
-        .sort([*GROUP, "env"])
+        .sort([*GROUP, "env", "side"])
         .collect(engine="streaming")
     )
 
 
-# BALROG's six environments: its overall score is their unweighted mean.
-BALROG_ENVS = ("babyai", "babaisai", "textworld", "crafter", "minihack", "nethack")
 
 
 def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:

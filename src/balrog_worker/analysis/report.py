@@ -28,9 +28,13 @@ SECTIONS = [
      "error. BALROG's overall score (the mean over the six) is given only to rows that "
      "played all six; the others show their coverage. MiniGrid and MultiGrid are in the "
      "table of other environments."),
+    ("other_envs", "Other environments",
+     "MiniGrid, and MultiGrid pooled over its games, levels, modes and opponents (the RQ "
+     "sections below keep those apart); not part of BALROG's overall score."),
     ("per_task", "Per task", "Each environment's tasks, mean progression ± SE."),
-    ("usage", "Model calls", "From the step records: calls, invalid answers, latency and "
-     "tokens per call."),
+    ("usage", "Model calls", "From the step records, per model that answered: calls, "
+     "invalid answers, latency, tokens per call and cost. In a match against another "
+     "model, that model's calls are its own rows (side: opponent)."),
     ("rq1_levels", "RQ1: coordination levels",
      "MultiGrid performance by coordination level (95% bootstrap intervals), and paired "
      "Wilcoxon tests between levels on shared seeds with Holm-adjusted p-values."),
@@ -42,7 +46,8 @@ SECTIONS = [
 ]
 # The tables shown under each section's figure.
 TABLES = {
-    "leaderboard": ["leaderboard", "other_envs"],
+    "leaderboard": ["leaderboard"],
+    "other_envs": ["other_envs"],
     "per_task": ["per_task"],
     "usage": ["usage"],
     "rq1_levels": ["rq1_performance", "rq1_paired"],

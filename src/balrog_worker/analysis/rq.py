@@ -90,7 +90,12 @@ def performance_by_group(
 ) -> pl.DataFrame:
     """Per group of ``by``: n, and the mean of ``metric`` with a bootstrap CI.
 
-    Columns: the ``by`` columns, ``n``, ``{metric}``, ``{metric}_ci_low``,
+    The bootstrap resamples games, not episodes: where the frame has a ``seed`` column,
+    a group's episodes of one seed (the same game start, e.g. in both observation modes
+    when RQ1 pools them) are averaged first, so paired episodes are not counted as
+    independent; ``games`` is how many seeds the group has.
+
+    Columns: the ``by`` columns, ``n`` (episodes), ``games``, ``{metric}``, ``{metric}_ci_low``,
     ``{metric}_ci_high``; where the frame has soccer columns also ``win_rate`` (share of
     outcomes that are "win") and ``goal_diff`` (goals_for - goals_against), each with its
     CI; these are null for groups without soccer episodes. See ``bootstrap_ci``.
@@ -103,12 +108,19 @@ def performance_by_group(
     )
     names = [metric, *extra]
     sources = ["__metric", *(f"__{name}" for name in extra)]
+    clustered = "seed" in frame.columns
     rows = []
     for key, group in frame.group_by(by, maintain_order=True):
         row = dict(zip(by, key, strict=True))
         row["n"] = group.height
+        row["games"] = group["seed"].n_unique() if clustered else group.height
         for name, source in zip(names, sources, strict=True):
-            values = group[source].drop_nulls().to_numpy()
+            if clustered:  # one value per game: the mean of its episodes
+                per_game = (group.filter(pl.col(source).is_not_null())
+                            .group_by("seed").agg(pl.col(source).mean()).sort("seed"))
+                values = per_game[source].to_numpy()
+            else:
+                values = group[source].drop_nulls().to_numpy()
             if values.size == 0:
                 mean = low = high = None
             else:
@@ -119,6 +131,7 @@ def performance_by_group(
         rows.append(row)
     schema = {column: frame.schema[column] for column in by}
     schema["n"] = pl.Int64
+    schema["games"] = pl.Int64
     for name in names:
         for suffix in ("", "_ci_low", "_ci_high"):
             schema[f"{name}{suffix}"] = pl.Float64
@@ -263,13 +276,17 @@ def write_rq_tables(episodes: pl.DataFrame, tables: Path) -> list[Path]:
     frame = multiagent(episodes)
     if frame.is_empty():
         return []
+    # Soccer against the scripted team and against another model are different
+    # experiments: every table keeps them apart (Collect has no opponent: null).
+    cell = ["task", "opponent", "model", "agent"] if "opponent" in frame.columns else [
+        "task", "model", "agent"]
     outputs = {
-        "rq1_performance.csv": performance_by_group(frame),
-        "rq1_paired.csv": paired_comparisons(frame, "coordination_level"),
+        "rq1_performance.csv": performance_by_group(frame, by=(*cell, "coordination_level")),
+        "rq1_paired.csv": paired_comparisons(frame, "coordination_level", within=cell),
         "rq2_performance.csv": performance_by_group(
-            frame, by=("task", "model", "agent", "coordination_level", "observation_mode")),
-        "rq2_paired.csv": paired_comparisons(frame, "observation_mode"),
-        "rq3_behaviour.csv": behaviour_by_group(frame),
+            frame, by=(*cell, "coordination_level", "observation_mode")),
+        "rq2_paired.csv": paired_comparisons(frame, "observation_mode", within=cell),
+        "rq3_behaviour.csv": behaviour_by_group(frame, by=(*cell, "coordination_level")),
     }
     paths = []
     for name, table in outputs.items():
