@@ -146,3 +146,27 @@ def test_a_model_episode_plays_one_copy_of_the_game(monkeypatch):
         episode.close()
     assert record.num_steps == 5 and record.invalid_actions == 0
     assert loaded == [textworld.INFOS]
+
+
+def test_an_empty_answer_is_sent_to_the_game_as_balrog_sends_it(tmp_path, monkeypatch):
+    """BALROG's TextWorld plays whatever the answer names, the empty command included (the
+    game answers it); no default action is played and nothing counts as invalid."""
+    from balrog_worker.cells import Cell
+    from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
+    from balrog_worker.evaluator import run_cell
+    from balrog_worker.store import read_jsonl
+    from tests.stubs import StubServer, openai_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-textworld-123456")
+    # A blank answer: the stub's "" would be a response with no choices at all.
+    with StubServer(openai_server.ok_body, openai_server.error_body, answer=" ") as stub:
+        model = ModelSpec("stub", "openai", model="gpt-test", base_url=stub.url + "/v1")
+        config = CellConfig(cell=Cell("stub", "naive", "textworld", "coin_collector"),
+                            model=model, agent=AgentSpec("naive", "naive"), episodes=1,
+                            max_steps=2, cache="off")
+        run_cell(config, tmp_path / "out")
+    steps, _ = read_jsonl(tmp_path / "out" / "steps.jsonl")
+    (episode,) = read_jsonl(tmp_path / "out" / "episodes.jsonl")[0]
+    assert [(s["candidate"], s["action"], s["valid"]) for s in steps] == [("", "", True)] * 2
+    assert episode["invalid_actions"] == 0
+    assert "previous output did not contain a valid action" not in steps[1]["observation"]
