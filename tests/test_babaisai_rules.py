@@ -104,3 +104,40 @@ def test_an_object_is_object_rule_turns_one_into_the_other():
     board.step("right")
     assert board.top(5, 5).kind == "fkey"  # stacked on the ball, as upstream does
     assert [t.kind for t in board.cells[5 * 9 + 5]] == ["fball", "fkey"]
+
+
+def test_frames_show_each_rule_blocks_word():
+    """A rule block is drawn with its word (upstream's light square, the word on black),
+    so the picture states the rules the text states: blocks of one word look alike,
+    blocks of different words do not, and an object looks like no rule block."""
+    import numpy as np
+
+    from balrog_worker.envs.babaisai import TASKS, BabaIsAIGame
+    from balrog_worker.envs.babaisai.frames import TILE
+
+    seen: dict[str, np.ndarray] = {}
+    objects = []
+    for task in sorted(TASKS)[:12]:
+        game = BabaIsAIGame(task)
+        game.reset(1)
+        frame, board = game.frame(), game.board
+        assert frame.shape == (board.height * TILE, board.width * TILE, 3)
+        for y in range(board.height):
+            for x in range(board.width):
+                thing = board.top(x, y)
+                picture = frame[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE]
+                if thing is None or not thing.is_rule:
+                    if thing is not None and thing.kind != "wall":
+                        objects.append(picture)
+                    continue
+                inside = picture[5:-5, 5:-5]  # the black square and its word
+                assert (inside.max(axis=2) > 90).sum() >= 6, thing.word  # the word's strokes
+                if thing.word in seen:
+                    assert np.array_equal(seen[thing.word], picture)
+                seen.setdefault(thing.word, picture)
+    words = list(seen)
+    assert len(words) >= 5
+    for i, first in enumerate(words):
+        for second in words[i + 1:]:
+            assert not np.array_equal(seen[first], seen[second]), (first, second)
+    assert all(not np.array_equal(o, p) for o in objects for p in seen.values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from balrog_worker.envs.babaisai.engine import ACTIONS, Board
+from balrog_worker.envs.babaisai.frames import board_frame
 from balrog_worker.envs.babaisai.levels import TASKS, generate
 from balrog_worker.envs.base import Game, Observation, StepOutcome
 
@@ -23,10 +24,6 @@ ACTION_HELP = {
     "left": "move one step to the left",
 }
 RESET_NOTE = "No object is YOU any more (its rule was broken): the level was reset.\n\n"
-# Frame colours, RGB.
-_PALETTE = {"wall": (60, 60, 60), "baba": (255, 255, 255), "rule": (112, 39, 195),
-            "red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 230),
-            "grey": (130, 130, 130)}
 
 
 class BabaIsAIGame(Game):
@@ -93,19 +90,7 @@ class BabaIsAIGame(Game):
         return self._progression
 
     def frame(self) -> np.ndarray:
-        board, tile = self.board, 16
-        image = np.zeros((board.height * tile, board.width * tile, 3), dtype=np.uint8)
-        for y in range(board.height):
-            for x in range(board.width):
-                thing = board.top(x, y)
-                if thing is None:
-                    continue
-                key = ("rule" if thing.is_rule else thing.kind if thing.kind in ("wall", "baba")
-                       else thing.color)
-                inset = 3 if thing.is_rule else 1
-                image[y * tile + inset:(y + 1) * tile - inset,
-                      x * tile + inset:(x + 1) * tile - inset] = _PALETTE.get(key, (200, 200, 0))
-        return image
+        return board_frame(self.board)
 
     def oracle_action(self) -> str:
         from balrog_worker.envs.babaisai.solver import next_action
