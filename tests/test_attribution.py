@@ -54,6 +54,9 @@ def test_every_call_is_credited_to_the_model_that_made_it(tmp_path, monkeypatch)
     rq1 = pl.read_csv(tables / "rq1_performance.csv")
     assert sorted(rq1["opponent"].to_list()) == ["model:teamB", "scripted"]
     assert (rq1["n"] == 3).all()  # three episodes each, never pooled
+    (match,) = pl.read_csv(tables / "model_matches.csv").iter_rows(named=True)
+    assert (match["model"], match["opponent"], match["n"]) == ("teamA", "model:teamB", 3)
+    assert match["win_rate"] + match["draw_rate"] + match["loss_rate"] == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ TABLES = {
     "other_envs": ["other_envs"],
     "per_task": ["per_task"],
     "usage": ["usage"],
-    "rq1_levels": ["rq1_performance", "rq1_paired"],
+    "rq1_levels": ["rq1_performance", "rq1_paired", "model_matches"],
     "rq2_modes": ["rq2_performance", "rq2_paired"],
     "rq3_behaviour": ["rq3_behaviour"],
 }

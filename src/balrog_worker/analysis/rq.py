@@ -20,6 +20,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from balrog_worker.vocab import MODEL_OPPONENT_PREFIX
+
 MULTIAGENT_TASKS = ("soccer", "collect")
 
 
@@ -271,6 +273,21 @@ def behaviour_by_group(episodes: pl.DataFrame,
             .sort(list(by)))
 
 
+def model_matches(frame: pl.DataFrame) -> pl.DataFrame:
+    """Soccer between two models: per (model, opponent, agent, level, mode), n, the
+    shares of wins, draws and losses of the cell's model, and mean goals each way."""
+    if "opponent" not in frame.columns or "outcome" not in frame.columns:
+        return pl.DataFrame()
+    matches = frame.filter(pl.col("opponent").str.starts_with(MODEL_OPPONENT_PREFIX))
+    keys = ["model", "opponent", "agent", "coordination_level", "observation_mode"]
+    return (matches.group_by(keys)
+            .agg(pl.len().alias("n"),
+                 *((pl.col("outcome") == result).mean().alias(f"{result}_rate")
+                   for result in ("win", "draw", "loss")),
+                 pl.col("goals_for").mean(), pl.col("goals_against").mean())
+            .sort(keys))
+
+
 def write_rq_tables(episodes: pl.DataFrame, tables: Path) -> list[Path]:
     """RQ1-RQ3 tables under ``tables`` from every multi-agent episode (none: nothing)."""
     frame = multiagent(episodes)
@@ -288,6 +305,10 @@ def write_rq_tables(episodes: pl.DataFrame, tables: Path) -> list[Path]:
         "rq2_paired.csv": paired_comparisons(frame, "observation_mode", within=cell),
         "rq3_behaviour.csv": behaviour_by_group(frame, by=(*cell, "coordination_level")),
     }
+    matches = model_matches(frame)
+    (tables / "model_matches.csv").unlink(missing_ok=True)  # from an older grid
+    if not matches.is_empty():  # a table of its own, only where two models played
+        outputs["model_matches.csv"] = matches
     paths = []
     for name, table in outputs.items():
         path = tables / name
