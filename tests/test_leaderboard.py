@@ -75,7 +75,7 @@ def test_leaderboard_equals_hand_computed_values(results, tmp_path, caplog):
     # Two of BALROG's six environments: no BALROG overall, the coverage instead.
     assert row["overall"] is None and row["coverage"] == "2/6"
     board = (tmp_path / "reports" / "tables" / "leaderboard.md").read_text()
-    assert "| m | naive | – | 50.0 ± 23.6 | 30.0 ± 7.1 | 2/6 | 5 |" in board
+    assert "| m* | naive | – | 50.0 ± 23.6 | 30.0 ± 7.1 | 2/6 | 5 |" in board
     assert "a row gets one only if it played all six" in board
     others = (tmp_path / "reports" / "tables" / "other_envs.md").read_text()
     assert "| m | naive | multigrid | 0.0 ± 0.0 | 1 |" in others
@@ -131,3 +131,26 @@ def test_balrog_overall_only_for_rows_that_played_all_six(tmp_path):
     assert metrics["leaderboard"]["m"]["naive"]["overall"] is None
     board = pl.read_csv(tmp_path / "reports" / "tables" / "leaderboard.csv")
     assert board["model"].to_list() == ["full", "m"]  # a row with an overall ranks first
+
+
+def test_rows_not_asked_in_balrogs_words_are_marked(tmp_path):
+    """Wording changes scores: every episode names whose words its prompts were in, and
+    the leaderboard marks rows that were not BALROG's (all of this project's, for now)."""
+    from balrog_worker.cells import Cell
+    from balrog_worker.config import BUILTIN_MODELS, AgentSpec, CellConfig
+    from balrog_worker.evaluator import run_cell
+    from balrog_worker.vocab import PROMPT_WORDING
+
+    config = CellConfig(cell=Cell("random", "naive", "babyai", "goto"),
+                        model=BUILTIN_MODELS["random"], agent=AgentSpec("naive", "naive"),
+                        episodes=2, max_steps=3)
+    run_cell(config, tmp_path / "runs" / config.cell.slug)
+    episodes = [json.loads(line) for line in
+                (tmp_path / "runs" / config.cell.slug / "episodes.jsonl").open()]
+    assert {e["prompt_wording"] for e in episodes} == {PROMPT_WORDING}
+    write_leaderboard(tmp_path / "runs", tmp_path / "reports")
+    board = pl.read_csv(tmp_path / "reports" / "tables" / "leaderboard.csv")
+    assert board["prompt_wording"].to_list() == [PROMPT_WORDING]
+    assert board["balrog_wording"].to_list() == [False]
+    text = (tmp_path / "reports" / "tables" / "leaderboard.md").read_text()
+    assert "| random* | naive |" in text and "Rows marked * asked the model" in text

@@ -31,6 +31,7 @@ from balrog_worker.records import (
     recorded_candidate,
 )
 from balrog_worker.seeding import derive_seed
+from balrog_worker.vocab import PROMPT_WORDING
 
 
 def usage_of(completion: Completion, cost_usd: float = 0.0) -> Usage:
@@ -51,6 +52,7 @@ class EpisodeSettings:
     max_steps: int | None
     invalid_feedback: bool = True
     answer_parsing: str | None = None
+    prompt_wording: str = PROMPT_WORDING
     extra: tuple[tuple[str, object], ...] = ()  # more episode facts (demonstrations...)
 
 
@@ -257,7 +259,8 @@ class Episode:
             progression=progression, success=progression >= 1.0,
             invalid_actions=sum(self._invalid[p] for p in focal),
             terminated=self.terminated, truncated=self.truncated or not self.terminated,
-            answer_parsing=self.settings.answer_parsing, facts=facts)
+            answer_parsing=self.settings.answer_parsing,
+            prompt_wording=self.settings.prompt_wording, facts=facts)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -130,6 +130,7 @@ class EpisodeRecord:
     failed: bool = False
     error: str | None = None
     answer_parsing: str | None = None
+    prompt_wording: str | None = None  # whose words the model was asked in (vocab)
     facts: dict = field(default_factory=dict)  # the game's own facts, see GameFacts
 
     def to_dict(self) -> dict:

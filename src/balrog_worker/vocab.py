@@ -19,6 +19,12 @@ BASELINES = ("random", "scripted")  # backends that are policies, not models
 # leaderboard figure holds them alone.
 BALROG_ENVS = ("babyai", "babaisai", "textworld", "crafter", "minihack", "nethack")
 
+# Whose words the model is asked in (instructions, answer format): this project's own,
+# which carry BALROG's information in other words. Every episode record names it, and
+# the leaderboard marks rows not asked in BALROG's wording (scores depend on wording).
+PROMPT_WORDING = "balrog-worker"
+BALROG_WORDING = "balrog"
+
 # The multi-agent axes (MOSAIC).
 COORDINATION_LEVELS = (1, 2, 3)
 OBSERVATION_MODES = ("egocentric", "visible_teammates")

@@ -13,7 +13,7 @@ from balrog_worker.analysis.load import load_episodes, scan_steps
 from balrog_worker.analysis.rq import write_rq_tables
 from balrog_worker.analysis.stats import overall, progression_stats
 from balrog_worker.records import FOCAL
-from balrog_worker.vocab import BALROG_ENVS
+from balrog_worker.vocab import BALROG_ENVS, BALROG_WORDING
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,22 @@ def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
         pl.format("{}/{}", pl.col("envs"), pl.lit(len(BALROG_ENVS))).alias("coverage"),
     )
     wide = envs.pivot(on="env", index=GROUP, values=["progression", "progression_se"])
-    return totals.join(wide, on=GROUP).sort(["progression", "envs", *GROUP],
-                                            descending=[True, True, False, False],
-                                            nulls_last=True)
+    wording = _wording(episodes.filter(pl.col("env").is_in(BALROG_ENVS)))
+    return (totals.join(wide, on=GROUP).join(wording, on=GROUP, how="left")
+            .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
+                  nulls_last=True))
+
+
+def _wording(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Per row, whose words its episodes' prompts were in ("unknown" for records older
+    than the field), and whether they are all BALROG's own."""
+    column = (pl.col("prompt_wording") if "prompt_wording" in episodes.columns
+              else pl.lit(None, pl.String))
+    return (episodes.group_by(GROUP)
+            .agg(column.fill_null("unknown").unique().sort().str.join(",")
+                 .alias("prompt_wording"))
+            .with_columns((pl.col("prompt_wording") == BALROG_WORDING)
+                          .alias("balrog_wording")))
 
 
 def other_envs(episodes: pl.DataFrame) -> pl.DataFrame:
@@ -113,7 +126,9 @@ def _coverage_note(table: pl.DataFrame) -> str:
     missing = [e for e in BALROG_ENVS if e not in envs.FAMILIES]
     note = ("BALROG's overall score is the unweighted mean over its six environments "
             f"({', '.join(BALROG_ENVS)}); a row gets one only if it played all six, and "
-            "shows its coverage otherwise.")
+            "shows its coverage otherwise. Rows marked * asked the model in other words "
+            "than BALROG's (the same information; see docs/protocol.md): wording changes "
+            "scores, so they are not BALROG's leaderboard numbers.")
     if missing:
         note += f" Not available in this version: {', '.join(missing)}, so no row can have one."
     elif table.height and table["progression"].is_null().all():
@@ -127,7 +142,8 @@ def _markdown(table: pl.DataFrame, env_names: list[str]) -> str:
     for row in table.iter_rows(named=True):
         overall_cell = ("–" if row["progression"] is None
                         else f"{row['progression']:.1f} ± {row['progression_se']:.1f}")
-        cells = [row["model"], row["agent"], overall_cell]
+        marked = "" if row.get("balrog_wording") else "*"
+        cells = [row["model"] + marked, row["agent"], overall_cell]
         for env in env_names:
             mean, se = row.get(f"progression_{env}"), row.get(f"progression_se_{env}")
             cells.append("–" if mean is None else f"{mean:.1f} ± {se:.1f}")
