@@ -24,11 +24,13 @@ from balrog_worker.seeding import episode_seed
 from balrog_worker.vocab import (
     AGENT_TYPES,
     ANSWER_PARSING,
+    BALROG_WORDING,
     CACHE_MODES,
     COORDINATION_LEVELS,
     DEFAULT_PARALLEL_EPISODES,
     OBSERVATION_MODES,
     OPPONENT_POLICIES,
+    PROMPT_WORDING,
     opponent_model,
     roles_of,
 )
@@ -168,11 +170,34 @@ class AgentSpec:
     # How an answer is read: BALROG's rule per agent type (strict), or this project's
     # tolerant reading (lenient: case, fences, punctuation, first line). Changes scores.
     answer_parsing: str = "strict"
+    # Whose words the model is asked in: this project's (default), or BALROG's own, read
+    # from the BALROG tree at balrog_source (balrog_wording.py). Changes scores.
+    wording: str = PROMPT_WORDING
+    balrog_source: str | None = None
 
     def __post_init__(self):
         if self.answer_parsing not in ANSWER_PARSING:
             raise ConfigError(f"agent {self.name!r}: answer_parsing {self.answer_parsing!r} "
                               f"is not one of {', '.join(ANSWER_PARSING)}")
+        if self.wording not in (PROMPT_WORDING, BALROG_WORDING):
+            raise ConfigError(f"agent {self.name!r}: wording {self.wording!r} is not one of "
+                              f"{PROMPT_WORDING}, {BALROG_WORDING}")
+        if (self.wording == BALROG_WORDING) != (self.balrog_source is not None):
+            raise ConfigError(f"agent {self.name!r}: wording: {BALROG_WORDING} and "
+                              "balrog_source (a BALROG checkout) go together")
+
+    def balrog_wording(self):
+        """BALROG's wording from the tree at balrog_source (None: this project's)."""
+        if self.wording != BALROG_WORDING:
+            return None
+        from balrog_worker.balrog_wording import WordingError, load
+
+        try:
+            wording = load(self.balrog_source)
+            wording.answer_format(self.type)  # the agent's text is there
+        except WordingError as error:
+            raise ConfigError(f"agent {self.name!r}: {error}") from None
+        return wording
 
 
 @dataclass(frozen=True)
@@ -262,6 +287,14 @@ class CellConfig:
                                   "resolved (define it under models:)")
             if self.opponent_model.backend == "scripted":
                 raise ConfigError(f"opponent {self.opponent!r}: use opponent: scripted")
+        if self.agent.wording == BALROG_WORDING:
+            from balrog_worker.balrog_wording import ENV_PACKAGES
+
+            if self.cell.env not in ENV_PACKAGES:
+                raise ConfigError(f"agent {self.agent.name!r}: wording: balrog reads the "
+                                  f"instructions of {', '.join(ENV_PACKAGES)}, not "
+                                  f"{self.cell.env!r}")
+            self.agent.balrog_wording()  # the tree is there, with the agent's text
         if self.agent.type == "few_shot" and not _demonstrable(self.cell.env):
             raise ConfigError(
                 f"agent {self.agent.name!r}: few_shot needs demonstrations, which come from "

@@ -102,16 +102,21 @@ class Episode:
         whether the cell's step cap applies; ``price`` costs a call of a model (None:
         the cell's own)."""
         game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
+        wording = config.agent.balrog_wording()  # None: this project's words
         settings = EpisodeSettings(
             keys=CellKeys(run_id=config.run_id, **config.cell.keys()), index=index,
             seed=seed, max_steps=config.max_steps if capped else None,
             invalid_feedback=config.agent.invalid_feedback,
-            answer_parsing=config.agent.answer_parsing, extra=extra)
+            answer_parsing=config.agent.answer_parsing,
+            prompt_wording=wording.label if wording else PROMPT_WORDING, extra=extra)
 
         def other_side(player: str) -> bool:
             return player not in game.focal
 
         def agent(player: str, instructions: str) -> Agent:
+            if wording is not None:  # BALROG's instructions for this game, from its tree
+                instructions = wording.instructions(config.cell.env, config.cell.task,
+                                                    mission=game.mission(player))
             return make_agent(config, rival if other_side(player) else client, instructions,
                               player=player)
 

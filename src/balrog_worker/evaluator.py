@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 STOP_POLL_S = 0.2  # how soon a stop signal is acted on while episodes are played
 
+
 class Interrupted(Exception):
     """The run is stopping; the episode in progress is abandoned, not recorded."""
 

@@ -61,6 +61,9 @@ class Agent(ABC):
         self.history = History(spec.max_text_history, spec.max_image_history,
                                spec.max_cot_history)
         self._unanswered: tuple[str, str | None] | None = None  # (candidate, reasoning)
+        # BALROG's own answer-format text, where the agent asks in BALROG's wording.
+        wording = spec.balrog_wording()
+        self.format_text = wording.answer_format(spec.type) if wording else None
 
     @abstractmethod
     def answer_format(self) -> str:
@@ -105,7 +108,8 @@ class Agent(ABC):
         shown = messages[-1].content
         if messages[-1].role == "user":
             last = messages[-1]
-            messages[-1] = Message("user", f"{last.content}\n\n{self.answer_format()}",
+            answer_format = self.format_text or self.answer_format()
+            messages[-1] = Message("user", f"{last.content}\n\n{answer_format}",
                                    last.images)
         completion = self.client.complete(
             Request(tuple(messages), valid_actions, seed, self.player, oracle))

@@ -104,13 +104,15 @@ def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
 
 def _wording(episodes: pl.DataFrame) -> pl.DataFrame:
     """Per row, whose words its episodes' prompts were in ("unknown" for records older
-    than the field), and whether they are all BALROG's own."""
+    than the field), and whether they are all BALROG's own (``balrog@<tree digest>``,
+    one tree)."""
     column = (pl.col("prompt_wording") if "prompt_wording" in episodes.columns
               else pl.lit(None, pl.String))
     return (episodes.group_by(GROUP)
             .agg(column.fill_null("unknown").unique().sort().str.join(",")
                  .alias("prompt_wording"))
-            .with_columns((pl.col("prompt_wording") == BALROG_WORDING)
+            .with_columns((pl.col("prompt_wording").str.starts_with(f"{BALROG_WORDING}@")
+                           & ~pl.col("prompt_wording").str.contains(",", literal=True))
                           .alias("balrog_wording")))
 
 

@@ -255,6 +255,9 @@ class BabyAIGame(GridWorldGame):
     def actions(self) -> dict[str, str]:
         return dict(ACTION_HELP)
 
+    def mission(self) -> str | None:
+        return self.env.mission
+
     def instructions(self) -> str:
         # What BALROG's prompt says: the game, the goal (the mission), the actions with a
         # short description, two tips, and that observations follow. No more.

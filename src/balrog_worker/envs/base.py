@@ -50,6 +50,11 @@ class Game(ABC):
     def instructions(self) -> str:
         """The rules and goal of the current episode, for the system prompt."""
 
+    def mission(self) -> str | None:
+        """The current episode's goal in the game's own words, where it has one (BabyAI):
+        BALROG's instructions are built around it."""
+        return None
+
     @abstractmethod
     def reset(self, seed: int) -> Observation: ...
 
@@ -152,6 +157,9 @@ class PlayerGame(ABC):
     @abstractmethod
     def instructions(self, player: str) -> str: ...
 
+    def mission(self, player: str) -> str | None:
+        return None
+
     @abstractmethod
     def actions(self, player: str) -> tuple[str, ...]:
         """The valid actions of ``player`` now."""
@@ -203,6 +211,9 @@ class SoloGame(PlayerGame):
 
     def instructions(self, player: str) -> str:
         return self.game.instructions()
+
+    def mission(self, player: str) -> str | None:
+        return self.game.mission()
 
     def actions(self, player: str) -> tuple[str, ...]:
         return tuple(self.game.actions)

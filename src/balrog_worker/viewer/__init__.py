@@ -101,10 +101,10 @@ class Viewer:
             try:
                 with self._replaying:
                     body = self._replay(slug, index)
+                self._keep(key, body)  # kept before the flight ends: no second replay
             finally:
                 with self._lock:
                     self._flights.pop(key, None)
-            self._keep(key, body)
             return body
 
     def _replay(self, slug: str, index: int) -> bytes:

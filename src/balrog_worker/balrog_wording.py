@@ -1,0 +1,169 @@
+"""BALROG's own wording, read at run time from a BALROG source tree the user has.
+
+This project asks models in its own words (the same information as BALROG's prompts).
+BALROG's leaderboard was made with BALROG's words, and wording changes scores, so an
+agent may ask in BALROG's instead (``wording: balrog``, ``balrog_source: <tree>``): its
+answer-format text and each environment's instructions are read from the tree's files,
+never copied into this repository, and every episode records which tree it used
+(``prompt_wording: balrog@<digest of the files read>``).
+
+What is read, per BALROG's layout (``balrog/agents``, ``balrog/environments``):
+
+- an agent's answer-format text: the string its ``act`` method appends to the last
+  message (a literal, read from the source without running it);
+- an environment's instructions: its package's ``get_instruction_prompt``, run on the
+  module's own constants (its imports of BALROG's wrappers are left out; they are not
+  needed to build the text). The tree is run as an installed BALROG would be: point
+  ``balrog_source`` at a checkout you trust.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+# Our agent types -> BALROG's agent modules (BALROG has no planner).
+AGENT_FILES = {"naive": "naive.py", "cot": "chain_of_thought.py",
+               "robust_naive": "robust_naive.py", "robust_cot": "robust_cot.py",
+               "few_shot": "few_shot.py"}
+# Our envs -> BALROG's environment packages. MiniHack's instructions list the actions of
+# the live NLE environment object, which this reader does not build.
+ENV_PACKAGES = {"babyai": "babyai_text", "babaisai": "babaisai", "crafter": "crafter",
+                "nethack": "nle", "textworld": "textworld"}
+
+
+class WordingError(ValueError):
+    """The BALROG tree cannot give the text asked for (one line, naming the file)."""
+
+
+@dataclass(frozen=True)
+class BalrogWording:
+    root: Path  # the folder holding balrog/
+
+    @property
+    def label(self) -> str:
+        """What episodes record: BALROG's wording, and which files gave it."""
+        return f"balrog@{self.digest()}"
+
+    def digest(self) -> str:
+        """A hash of the tree's files that give text (read now: an edited tree is
+        another wording)."""
+        hashed = hashlib.sha256()
+        for path in sorted(self._files()):
+            hashed.update(path.relative_to(self.root).as_posix().encode())
+            hashed.update(path.read_bytes())
+        return hashed.hexdigest()[:12]
+
+    def _files(self) -> list[Path]:
+        agents = [self.root / "balrog" / "agents" / name for name in AGENT_FILES.values()]
+        packages = [self.root / "balrog" / "environments" / name
+                    for name in ENV_PACKAGES.values()]
+        found = [path for path in agents if path.is_file()]
+        for package in packages:
+            found += [path for path in package.glob("*.py") if path.is_file()]
+        return found
+
+    def answer_format(self, agent_type: str) -> str:
+        if agent_type not in AGENT_FILES:
+            raise WordingError(f"BALROG has no {agent_type!r} agent: wording: balrog needs "
+                               f"one of {', '.join(AGENT_FILES)}")
+        path = self.root / "balrog" / "agents" / AGENT_FILES[agent_type]
+        return _act_instruction(path)
+
+    def instructions(self, env: str, task: str, mission: str | None = None) -> str:
+        if env not in ENV_PACKAGES:
+            raise WordingError(f"wording: balrog reads the instructions of "
+                               f"{', '.join(ENV_PACKAGES)}, not {env!r}")
+        package = self.root / "balrog" / "environments" / ENV_PACKAGES[env]
+        prompt = _module_function(package / "__init__.py", "get_instruction_prompt")
+        try:
+            if env == "babyai":
+                text = prompt(None, mission=mission)
+            elif env in ("crafter", "nethack"):
+                text = prompt(task=task)
+            else:
+                text = prompt(None, task)
+        except Exception as error:  # the tree's code, run on our task name
+            raise WordingError(f"{package}: get_instruction_prompt failed for {task!r} "
+                               f"({type(error).__name__}: {error})") from None
+        if not isinstance(text, str):
+            raise WordingError(f"{package}: get_instruction_prompt gave no text")
+        return text
+
+
+def load(source: str | Path) -> BalrogWording:
+    """The BALROG tree at ``source`` (its root, holding ``balrog/``), checked."""
+    root = Path(source).expanduser()
+    if not (root / "balrog" / "agents").is_dir() or not (
+            root / "balrog" / "environments").is_dir():
+        raise WordingError(f"balrog_source {source}: no balrog/agents and "
+                           "balrog/environments there; point it at a BALROG checkout")
+    return BalrogWording(root.resolve())
+
+
+def _parse(path: Path) -> ast.Module:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except FileNotFoundError:
+        raise WordingError(f"{path}: not found in the BALROG tree") from None
+    except (SyntaxError, UnicodeDecodeError, OSError) as error:
+        raise WordingError(f"{path}: cannot be read ({type(error).__name__})") from None
+
+
+def _act_instruction(path: Path) -> str:
+    """The string an agent's ``act`` appends: the first name assigned a string literal
+    (or a literal's ``.strip()``) whose name mentions "instruction"."""
+    for node in ast.walk(_parse(path)):
+        if not (isinstance(node, ast.FunctionDef) and node.name == "act"):
+            continue
+        for statement in ast.walk(node):
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                    and isinstance(statement.targets[0], ast.Name)
+                    and "instruction" in statement.targets[0].id):
+                continue
+            value, strip = statement.value, False
+            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "strip" and not value.args):
+                value, strip = value.func.value, True
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                return value.value.strip() if strip else value.value
+    raise WordingError(f"{path}: no answer-format text in its act() (not BALROG's layout?)")
+
+
+def _module_function(path: Path, name: str):
+    """Function ``name`` of the module at ``path``, run with the module's own top-level
+    constants and functions, and with its imports of other modules' constants resolved
+    the same way; imports of BALROG's wrappers and of other packages are left out."""
+    namespace = _module_namespace(path, depth=0)
+    if name not in namespace:
+        raise WordingError(f"{path}: no {name}() (not BALROG's layout?)")
+    return namespace[name]
+
+
+def _module_namespace(path: Path, depth: int) -> dict:
+    tree = _parse(path)
+    namespace: dict = {"__name__": f"balrog_wording_{path.parent.name}"}
+    kept = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and depth == 0:
+            # ``from .env import ACTIONS``: the sibling's constants, read the same way
+            sibling = path.parent / f"{node.module}.py" if node.module else None
+            if sibling is not None and sibling.is_file():
+                names = _module_namespace(sibling, depth + 1)
+                for alias in node.names:
+                    if alias.name in names:
+                        namespace[alias.asname or alias.name] = names[alias.name]
+        elif isinstance(node, ast.Import):
+            if all(alias.name in ("enum", "re") for alias in node.names):
+                kept.append(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.FunctionDef)):
+            kept.append(node)
+    for node in kept:  # one by one: a constant built from a left-out import is skipped
+        module = ast.Module(body=[node], type_ignores=[])
+        try:
+            exec(compile(module, str(path), "exec"), namespace)
+        except Exception:
+            continue
+    return namespace
