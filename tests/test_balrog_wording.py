@@ -121,3 +121,26 @@ def test_a_tree_that_cannot_give_the_text_is_refused_in_one_line(tree, tmp_path,
                    agent=AgentSpec(kind, kind, balrog_source=source, **fields), episodes=1,
                    max_steps=2)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_hostile_tree_runs_nothing_but_text_building(tree, tmp_path):
+    """A params file names the tree, and params come from elsewhere: a module value that
+    is code is never evaluated, and a prompt function reaching past building text is
+    refused before it runs."""
+    from balrog_worker.balrog_wording import WordingError, load
+
+    witness = tmp_path / "ran"
+    package = tree / "balrog" / "environments" / "babyai_text" / "__init__.py"
+    package.write_text(BABYAI.replace(
+        'ACTIONS = {', f'SIDE = open({str(witness)!r}, "w")\nACTIONS = {{'))
+    wording = load(tree)
+    assert wording.instructions("babyai", "goto", mission="m").startswith("A tree of our own")
+    assert not witness.exists()
+    package.write_text(BABYAI.replace('    lines = ', '    ().__class__.__bases__\n    lines = '))
+    with pytest.raises(WordingError, match="does more than build text"):
+        wording.instructions("babyai", "goto", mission="m")
+    package.write_text(BABYAI.replace('    lines = ', f'    open({str(witness)!r}, "w")\n'
+                                                    '    lines = '))
+    with pytest.raises(WordingError, match="get_instruction_prompt failed"):
+        wording.instructions("babyai", "goto", mission="m")  # no open() in there
+    assert not witness.exists()

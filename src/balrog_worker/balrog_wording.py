@@ -12,9 +12,9 @@ What is read, per BALROG's layout (``balrog/agents``, ``balrog/environments``):
 - an agent's answer-format text: the string its ``act`` method appends to the last
   message (a literal, read from the source without running it);
 - an environment's instructions: its package's ``get_instruction_prompt``, run on the
-  module's own constants (its imports of BALROG's wrappers are left out; they are not
-  needed to build the text). The tree is run as an installed BALROG would be: point
-  ``balrog_source`` at a checkout you trust.
+  module's literal constants. Nothing else of the tree runs: its imports and non-literal
+  values are left out, and a prompt function that reaches for more than building text
+  (a private attribute, a builtin beyond string and container basics) is refused.
 """
 
 from __future__ import annotations
@@ -133,19 +133,46 @@ def _act_instruction(path: Path) -> str:
 
 
 def _module_function(path: Path, name: str):
-    """Function ``name`` of the module at ``path``, run with the module's own top-level
-    constants and functions, and with its imports of other modules' constants resolved
-    the same way; imports of BALROG's wrappers and of other packages are left out."""
-    namespace = _module_namespace(path, depth=0)
+    """Function ``name`` of the module at ``path``, with the module's literal constants
+    (and those it imports from a sibling module); nothing else of the module runs."""
+    namespace = _module_namespace(path, depth=0, function=name)
     if name not in namespace:
         raise WordingError(f"{path}: no {name}() (not BALROG's layout?)")
     return namespace[name]
 
 
-def _module_namespace(path: Path, depth: int) -> dict:
+# What a prompt function may use: building text from constants needs no more. A params
+# file names the tree, and params come from elsewhere too, so the tree's code is not run
+# as a program: module-level values must be literals, and a function that names a
+# private attribute or anything but these builtins is refused.
+SAFE_BUILTINS = {name: __builtins__[name] if isinstance(__builtins__, dict)
+                 else getattr(__builtins__, name)
+                 for name in ("str", "dict", "list", "tuple", "len", "range", "enumerate",
+                              "zip", "sorted", "min", "max", "isinstance", "KeyError",
+                              "ValueError")}
+
+
+def _literal(node: ast.expr):
+    """A literal value (``dict(a="...")`` included), or raise ValueError."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "dict" and not node.args):
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+    return ast.literal_eval(node)
+
+
+def _check_function(path: Path, function: ast.FunctionDef) -> None:
+    for node in ast.walk(function):
+        private = ((isinstance(node, ast.Attribute) and node.attr.startswith("_"))
+                   or (isinstance(node, ast.Name) and node.id.startswith("_")))
+        if private or isinstance(node, (ast.Import, ast.ImportFrom, ast.Global,
+                                        ast.Nonlocal)):
+            raise WordingError(f"{path}: {function.name}() does more than build text "
+                               f"(line {node.lineno}); not read")
+
+
+def _module_namespace(path: Path, depth: int, function: str | None = None) -> dict:
     tree = _parse(path)
-    namespace: dict = {"__name__": f"balrog_wording_{path.parent.name}"}
-    kept = []
+    namespace: dict = {"__builtins__": SAFE_BUILTINS}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 1 and depth == 0:
             # ``from .env import ACTIONS``: the sibling's constants, read the same way
@@ -155,15 +182,14 @@ def _module_namespace(path: Path, depth: int) -> dict:
                 for alias in node.names:
                     if alias.name in names:
                         namespace[alias.asname or alias.name] = names[alias.name]
-        elif isinstance(node, ast.Import):
-            if all(alias.name in ("enum", "re") for alias in node.names):
-                kept.append(node)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.FunctionDef)):
-            kept.append(node)
-    for node in kept:  # one by one: a constant built from a left-out import is skipped
-        module = ast.Module(body=[node], type_ignores=[])
-        try:
-            exec(compile(module, str(path), "exec"), namespace)
-        except Exception:
-            continue
+        elif (isinstance(node, ast.Assign) and len(node.targets) == 1
+              and isinstance(node.targets[0], ast.Name)):
+            try:
+                namespace[node.targets[0].id] = _literal(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):
+                continue  # not a literal (a wrapper, a factory): not needed for text
+        elif isinstance(node, ast.FunctionDef) and node.name == function:
+            _check_function(path, node)
+            module = ast.Module(body=[node], type_ignores=[])
+            exec(compile(module, str(path), "exec"), namespace)  # a checked def only
     return namespace
