@@ -103,8 +103,13 @@ def load(source: str | Path) -> BalrogWording:
     return BalrogWording(root.resolve())
 
 
+MAX_FILE_BYTES = 1 << 20  # BALROG's largest prompt module is a few kB
+
+
 def _parse(path: Path) -> ast.Module:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise WordingError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes; not read")
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except FileNotFoundError:
         raise WordingError(f"{path}: not found in the BALROG tree") from None
@@ -144,12 +149,12 @@ def _module_function(path: Path, name: str):
 # What a prompt function may use: building text from constants needs no more. A params
 # file names the tree, and params come from elsewhere too, so the tree's code is not run
 # as a program: module-level values must be literals, and a function that names a
-# private attribute or anything but these builtins is refused.
+# private attribute, imports or loops without end in sight (``while``) is refused; it
+# runs with these builtins only.
 SAFE_BUILTINS = {name: __builtins__[name] if isinstance(__builtins__, dict)
                  else getattr(__builtins__, name)
-                 for name in ("str", "dict", "list", "tuple", "len", "range", "enumerate",
-                              "zip", "sorted", "min", "max", "isinstance", "KeyError",
-                              "ValueError")}
+                 for name in ("str", "dict", "list", "tuple", "len", "enumerate", "zip",
+                              "sorted", "min", "max", "isinstance", "KeyError", "ValueError")}
 
 
 def _literal(node: ast.expr):
@@ -165,7 +170,7 @@ def _check_function(path: Path, function: ast.FunctionDef) -> None:
         private = ((isinstance(node, ast.Attribute) and node.attr.startswith("_"))
                    or (isinstance(node, ast.Name) and node.id.startswith("_")))
         if private or isinstance(node, (ast.Import, ast.ImportFrom, ast.Global,
-                                        ast.Nonlocal)):
+                                        ast.Nonlocal, ast.While)):
             raise WordingError(f"{path}: {function.name}() does more than build text "
                                f"(line {node.lineno}); not read")
 
