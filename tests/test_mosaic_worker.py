@@ -132,10 +132,19 @@ def test_a_mosaic_config_json_runs_a_multigrid_cell(nested, tmp_path):
     assert_key_nowhere(tmp_path, result.stdout, result.stderr)
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C's default in the worker, as a terminal gives it: a suite run as a background
+    job (CI) passes SIGINT on ignored, and Python then leaves it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Interactive:
     def __init__(self, command, env):
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, env=env)
+                                        stderr=subprocess.PIPE, env=env,
+                                        preexec_fn=_as_in_a_terminal)
 
     def read(self) -> dict:
         return json.loads(self.process.stdout.readline())
