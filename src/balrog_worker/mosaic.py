@@ -35,7 +35,7 @@ from balrog_worker.config import (
     Generation,
     ModelSpec,
 )
-from balrog_worker.store import EPISODES, STEPS, json_line, read_jsonl
+from balrog_worker.store import EPISODES, STEPS, committed, json_line, read_jsonl
 from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
 
 log = logging.getLogger(__name__)
@@ -280,14 +280,10 @@ class MosaicStream:
         event = self.step(record) if kind == "step" else self.episode(record)
         line = json_line(event)
         with self._lock:
-            if self.out is not None:
-                try:
-                    self.out.write(line)
-                    self.out.flush()
-                except (BrokenPipeError, ValueError):  # closed by the reader, or by us
-                    log.warning("%s: stdout is closed; events go on to the telemetry "
-                                "files only", self.run_id)
-                    self.out = None
+            if self.out is not None and not write_event(self.out, line):
+                log.warning("%s: stdout is closed; events go on to the telemetry files "
+                            "only", self.run_id)
+                self.out = None
             if kind in self._files:
                 self._files[kind].write(line)
                 self._files[kind].flush()
@@ -342,11 +338,7 @@ def committed_records(cell_dir: Path) -> tuple[dict[int, dict], list[dict]]:
         steps, _ = read_jsonl(cell_dir / STEPS)
     except OSError:
         return {}, []
-    kept = {}
-    for record in episodes:
-        index = record.get("episode_index")
-        if isinstance(index, int) and not record.get("failed"):
-            kept.setdefault(index, record)
+    kept = committed(episodes)
     return kept, [step for step in steps if step.get("episode_index") in kept]
 
 
@@ -382,7 +374,7 @@ def main(argv: list[str]) -> int:
 
         preflight(config.model, config.cache)
     except ConfigError as error:
-        _write_event(out, error_event(run_id, str(error)))
+        write_event(out, error_event(run_id, str(error)))
         print(f"balrog-worker: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     telemetry = Path(settings["telemetry_dir"])
@@ -419,11 +411,11 @@ def _run_batch(config: CellConfig, settings: dict, out: TextIO, telemetry: Path)
     except KeyboardInterrupt:
         raise
     except (StoreError, DiskFull, CacheError, ServerError) as error:  # said in one line
-        _write_event(stream.out, error_event(run_id, str(error)))
+        write_event(stream.out, error_event(run_id, str(error)))
         print(f"balrog-worker: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as error:  # a defect: MOSAIC reads an error event, and the exit status
-        _write_event(stream.out, error_event(run_id, f"{type(error).__name__}: {error}"))
+        write_event(stream.out, error_event(run_id, f"{type(error).__name__}: {error}"))
         raise
     finally:
         stream.close()
@@ -438,12 +430,14 @@ def _kept(args, telemetry: Path, run_id: str) -> str:
             "goes on from them")
 
 
-def _write_event(out: TextIO | None, line: str) -> None:
-    """An event for a reader that may have gone (a closed stdout is not an error here)."""
+def write_event(out: TextIO | None, line: str) -> bool:
+    """Send an event line to a reader that may have gone; False when it has (its end of
+    stdout closed, or ours), which is not an error here."""
     if out is None:
-        return
+        return False
     try:
         out.write(line)
         out.flush()
     except (BrokenPipeError, ValueError):
-        pass
+        return False
+    return True

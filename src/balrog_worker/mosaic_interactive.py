@@ -27,7 +27,7 @@ from balrog_worker.command_lines import MAX_COMMAND_BYTES, command_lines
 from balrog_worker.config import CellConfig
 from balrog_worker.envs.base import Observation
 from balrog_worker.episode import Episode
-from balrog_worker.mosaic import MosaicStream, episode_id
+from balrog_worker.mosaic import MosaicStream, episode_id, write_event
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
 
@@ -58,11 +58,8 @@ class InteractiveSession:
         self.selections = 0
 
     def emit(self, event: dict) -> None:
-        try:
-            self.out.write(json_line(event))
-            self.out.flush()
-        except (BrokenPipeError, ValueError):  # the reader closed stdout: it has gone
-            raise ReaderGone from None
+        if not write_event(self.out, json_line(event)):
+            raise ReaderGone
 
     def run(self, stdin: BinaryIO) -> int:
         try:

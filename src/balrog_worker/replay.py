@@ -66,8 +66,8 @@ def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
         steps, _ = read_jsonl(Path(cell_dir) / STEPS)
     except OSError as error:
         raise ReplayError(f"{cell_dir}: its records cannot be read ({error})") from None
-    episode = next((e for e in episodes if isinstance(e, dict)
-                    and e.get("episode_index") == index and not e.get("failed")), None)
+    episode = next((e for e in episodes  # read_jsonl gives JSON objects only
+                    if e.get("episode_index") == index and not e.get("failed")), None)
     if episode is None:
         raise ReplayError(f"{cell_dir}: no finished episode {index}")
     if not (is_count(episode.get("seed")) and is_count(episode.get("num_steps"))):
@@ -76,13 +76,14 @@ def episode_records(cell_dir: Path, index: int) -> tuple[dict, list[dict]]:
     if episode["seed"] > MAX_SEED:
         raise ReplayError(f"{cell_dir}: episode {index}: seed {episode['seed']} is out of "
                           f"range (episode seeds are below 2**32)")
-    mine = [s for s in steps if isinstance(s, dict) and s.get("episode_index") == index]
+    mine = [s for s in steps if s.get("episode_index") == index]
     if not all(_sound(step) for step in mine):
         raise ReplayError(f"{cell_dir}: episode {index}: a step record is damaged")
     mine.sort(key=lambda s: (s["step"], s["agent_id"]))
-    if episode["num_steps"] > len({s["step"] for s in mine}):
+    recorded = len({s["step"] for s in mine})
+    if episode["num_steps"] > recorded:
         raise ReplayError(f"{cell_dir}: episode {index} claims {episode['num_steps']} steps; "
-                          f"its records hold {len({s['step'] for s in mine})}")
+                          f"its records hold {recorded}")
     return episode, mine
 
 

@@ -115,6 +115,17 @@ def _dumps(record: dict) -> bytes:
     return json_line(record).encode("utf-8")
 
 
+def committed(episodes: list[dict]) -> dict[int, dict]:
+    """The committed episodes among a cell's episode records, by index: the first record
+    of each whole-number index that did not fail (what a rerun keeps and skips)."""
+    kept: dict[int, dict] = {}
+    for record in episodes:
+        index = record.get("episode_index")
+        if isinstance(index, int) and not record.get("failed"):
+            kept.setdefault(index, record)
+    return kept
+
+
 class CellStore:
     """Exclusive writer of one cell directory (a lock file keeps a second run out)."""
 
@@ -155,14 +166,8 @@ class CellStore:
     def completed(self) -> dict[int, dict]:
         """Recover from any interruption and return the committed episodes by index."""
         episodes, torn = read_jsonl(self.dir / EPISODES)
-        kept: dict[int, dict] = {}
-        dropped = torn
-        for record in episodes:
-            index = record.get("episode_index")
-            if not isinstance(index, int) or record.get("failed") or index in kept:
-                dropped += 1
-                continue
-            kept[index] = record
+        kept = committed(episodes)
+        dropped = torn + len(episodes) - len(kept)
         steps, torn_steps = read_jsonl(self.dir / STEPS)
         kept_steps = [s for s in steps if s.get("episode_index") in kept]
         orphans = len(steps) - len(kept_steps) + torn_steps

@@ -90,7 +90,7 @@ def episodes(path: Path) -> list[dict]:
         return []
     rows = []
     for record in records:
-        index = record.get("episode_index") if isinstance(record, dict) else None
+        index = record.get("episode_index")  # read_jsonl gives JSON objects only
         if not is_count(index):
             log.warning("%s: an episode record without a valid episode_index: left out",
                         path.name)
