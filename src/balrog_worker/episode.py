@@ -103,6 +103,7 @@ class Episode:
         the cell's own)."""
         game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
         wording = config.agent.balrog_wording()  # None: this project's words
+        format_text = wording.answer_format(config.agent.type) if wording else None
         settings = EpisodeSettings(
             keys=CellKeys(run_id=config.run_id, **config.cell.keys()), index=index,
             seed=seed, max_steps=config.max_steps if capped else None,
@@ -118,7 +119,7 @@ class Episode:
                 instructions = wording.instructions(config.cell.env, config.cell.task,
                                                     mission=game.mission(player))
             return make_agent(config, rival if other_side(player) else client, instructions,
-                              player=player)
+                              player=player, format_text=format_text)
 
         cost = None
         if price is not None:

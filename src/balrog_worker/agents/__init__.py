@@ -55,12 +55,14 @@ def demonstrations_for(config: CellConfig) -> tuple[Demonstration, ...]:
 
 
 def make_agent(config: CellConfig, client: Client, instructions: str,
-               player: str = "agent_0") -> Agent:
-    """The cell's agent for one player of one episode."""
+               player: str = "agent_0", format_text: str | None = None) -> Agent:
+    """The cell's agent for one player of one episode (``format_text``: the answer-format
+    text to ask with instead of the agent's own, BALROG's where it asks in its words)."""
     kind = AGENTS[config.agent.type]
     extra = ({"demonstrations": demonstrations_for(config)} if kind is FewShotAgent else {})
     return kind(config.agent, client, instructions, player=player,
-                env_task=(config.cell.env, config.cell.task), **extra)
+                env_task=(config.cell.env, config.cell.task), format_text=format_text,
+                **extra)
 
 
 __all__ = ["AGENTS", "Agent", "Decision", "Demonstration", "demonstrations_for",

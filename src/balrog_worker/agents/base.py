@@ -52,7 +52,8 @@ class Agent(ABC):
     """One player's policy for one episode; holds that episode's history."""
 
     def __init__(self, spec: AgentSpec, client: Client, instructions: str,
-                 player: str = "agent_0", env_task: tuple[str, str] | None = None):
+                 player: str = "agent_0", env_task: tuple[str, str] | None = None,
+                 format_text: str | None = None):
         self.spec = spec
         self.client = client
         self.player = player
@@ -62,8 +63,7 @@ class Agent(ABC):
                                spec.max_cot_history)
         self._unanswered: tuple[str, str | None] | None = None  # (candidate, reasoning)
         # BALROG's own answer-format text, where the agent asks in BALROG's wording.
-        wording = spec.balrog_wording()
-        self.format_text = wording.answer_format(spec.type) if wording else None
+        self.format_text = format_text
 
     @abstractmethod
     def answer_format(self) -> str:
