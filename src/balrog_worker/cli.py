@@ -29,11 +29,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message.splitlines()[0]}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, as_mosaic_module: bool = False) -> int:
+    """``balrog-worker``'s commands, or MOSAIC's worker command line (flags and no
+    subcommand; ``as_mosaic_module``: started as ``python -m balrog_worker.cli``, where
+    even no arguments at all are MOSAIC's, which asks for --run-id)."""
     argv = sys.argv[1:] if argv is None else argv
     from balrog_worker import mosaic
 
-    if mosaic.is_mosaic_command_line(argv):  # MOSAIC's launcher: flags, no subcommand
+    if mosaic.is_mosaic_command_line(argv) or (as_mosaic_module and not argv):  # MOSAIC's launcher: flags, no subcommand
         return mosaic.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -399,4 +402,4 @@ def cmd_replay(args) -> int:
 
 
 if __name__ == "__main__":  # MOSAIC starts the worker as `python -m balrog_worker.cli`
-    sys.exit(main())
+    sys.exit(main(as_mosaic_module=True))

@@ -21,8 +21,6 @@ import logging
 import os
 import re
 import sys
-import threading
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -35,13 +33,14 @@ from balrog_worker.config import (
     Generation,
     ModelSpec,
 )
-from balrog_worker.store import EPISODES, STEPS, committed, json_line, read_jsonl
+from balrog_worker.mosaic_events import MosaicStream, committed_records, error_event, write_event
+from balrog_worker.mosaic_selector import SELECTOR_ENVS
 from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
 
-log = logging.getLogger(__name__)
 
 # MOSAIC's vocabularies (its config.py).
-ENV_NAMES = ("babyai", "minigrid", "multigrid", "minihack", "crafter", "nle", "textworld")
+ENV_NAMES = ("babyai", "minigrid", "multigrid", "minihack", "crafter", "nle", "textworld",
+             *SELECTOR_ENVS)
 CLIENT_NAMES = ("openrouter", "openai", "anthropic", "google", "vllm")
 MOSAIC_AGENT_TYPES = (*AGENT_TYPES, "dummy")
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -172,17 +171,8 @@ def settings_from(args: argparse.Namespace) -> dict:
 RUN_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
-def cell_config(settings: dict) -> CellConfig:
-    """Our cell for MOSAIC's settings (one line naming a bad field otherwise)."""
-    # BALROG's and gym's names resolve to ours ("nle", "MiniHack-River-v0"...); other
-    # registered BabyAI, MiniGrid and MiniHack ids are played as they are.
-    env, task = envs.canonical(settings["env_name"], settings["task"])
-    if env not in envs.FAMILIES:
-        raise ConfigError(f"env {settings['env_name']!r} is not one of {', '.join(ENV_NAMES)}")
-    try:
-        envs.check_env_task(env, task)
-    except ValueError as error:
-        raise ConfigError(f"--task: {error}") from None
+def model_and_agent(settings: dict) -> tuple[ModelSpec, AgentSpec]:
+    """The model and agent MOSAIC's settings name (one line naming a bad field otherwise)."""
     client = settings["client_name"]
     if client not in CLIENTS:
         raise ConfigError(f"--client {client!r} is not one of {', '.join(CLIENT_NAMES)}")
@@ -206,6 +196,40 @@ def cell_config(settings: dict) -> CellConfig:
             generation=Generation(temperature=float(settings["temperature"])))
     agent = AgentSpec(name=agent_type, type=agent_type,
                       max_image_history=int(settings["max_image_history"]))
+    return model, agent
+
+
+def owned_by_gui(settings: dict) -> bool:
+    """Whether the GUI owns the game (PettingZoo's boards, MultiGrid games other than
+    this project's two): the worker then only chooses actions."""
+    if settings["env_name"] not in SELECTOR_ENVS:
+        return False
+    env, task = envs.canonical(settings["env_name"], settings["task"])
+    return not (env == "multigrid" and task in envs.FAMILIES["multigrid"].tasks)
+
+
+def selector_specs(settings: dict) -> tuple[ModelSpec, AgentSpec]:
+    """The model and agent of a worker that only chooses (``owned_by_gui``)."""
+    model, agent = model_and_agent(settings)
+    if agent.type in ("few_shot", "planner"):
+        raise ConfigError(f"--agent-type {agent.type}: its demonstrations and plans are for "
+                          f"this project's games; {settings['env_name']} is the GUI's game")
+    return model, agent
+
+
+def cell_config(settings: dict) -> CellConfig:
+    """Our cell for MOSAIC's settings (one line naming a bad field otherwise)."""
+    # BALROG's, gym's and MOSAIC's names resolve to ours ("nle", "MiniHack-River-v0",
+    # "CrafterReward-v1"...); other registered BabyAI, MiniGrid, MiniHack and NetHack ids
+    # are played as they are.
+    env, task = envs.canonical(settings["env_name"], settings["task"])
+    if env not in envs.FAMILIES:
+        raise ConfigError(f"env {settings['env_name']!r} is not one of {', '.join(ENV_NAMES)}")
+    try:
+        envs.check_env_task(env, task)
+    except ValueError as error:
+        raise ConfigError(f"--task: {error}") from None
+    model, agent = model_and_agent(settings)
     multi_agent = envs.FAMILIES[env].multi_agent
     level = mode = None
     if multi_agent:
@@ -218,132 +242,6 @@ def cell_config(settings: dict) -> CellConfig:
         cell=Cell(model.name, agent.name, env, task, level, mode), model=model, agent=agent,
         episodes=int(settings["num_episodes"]), max_steps=int(settings["max_steps"]),
         seed=int(settings["seed"] or 0), role=role)
-
-
-def episode_id(run_id: str, index: int) -> str:
-    return f"{run_id}-ep{index:06d}"
-
-
-class MosaicStream:
-    """MOSAIC's events, projected from the records as the cell writes them: one JSON line
-    a record on stdout (flushed) and in ``<run-id>_steps.jsonl`` / ``_episodes.jsonl``.
-
-    The telemetry files hold the committed episodes, each once, as the records do: when
-    a rerun opens them, lines of an episode that a stop cut short (or that failed) are
-    dropped, since the rerun plays that episode again, and lines that a stop kept from
-    being written (an episode committed, its event not yet sent) are made from the
-    records. A reader that closes stdout stops the events there, not the run."""
-
-    def __init__(self, run_id: str, settings: dict, out: TextIO | None,
-                 telemetry: Path | None, records: Path | None = None):
-        self.run_id = run_id
-        self.settings = settings
-        self.out = out
-        self._lock = threading.Lock()
-        self._files = {}
-        if telemetry is not None:
-            telemetry.mkdir(parents=True, exist_ok=True)
-            episodes, steps = committed_records(records) if records else ({}, [])
-            for kind, committed in (("step", steps), ("episode", list(episodes.values()))):
-                path = telemetry / f"{run_id}_{kind}s.jsonl"
-                self._match_records(path, kind, committed)
-                # Open for the run's length; close() closes them.
-                self._files[kind] = open(path, "a", encoding="utf-8")  # noqa: SIM115
-
-    def _match_records(self, path: Path, kind: str, committed: list[dict]) -> None:
-        """Make the telemetry file ``path`` hold one line for each of the ``committed``
-        records (of ``kind``) and nothing else, keeping the lines it has."""
-        def key(record: dict) -> tuple:
-            return ((record.get("episode_index"),) if kind == "episode" else
-                    (record.get("episode_index"), record.get("step_index",
-                                                             record.get("step")),
-                     record.get("agent_id")))
-
-        wanted = {key(record): record for record in committed}
-        lines, torn = read_jsonl(path) if path.is_file() else ([], 0)
-        kept, seen = [], set()
-        for line in lines:
-            if key(line) in wanted and key(line) not in seen:
-                seen.add(key(line))
-                kept.append(line)
-        project = self.step if kind == "step" else self.episode
-        missing = [project(record) for k, record in wanted.items() if k not in seen]
-        if len(kept) == len(lines) and not torn and not missing:
-            return
-        log.info("%s: %d lines of episodes to be played again dropped, %d lines made from "
-                 "the records", path, len(lines) + torn - len(kept), len(missing))
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text("".join(map(json_line, kept + missing)), encoding="utf-8")
-        os.replace(partial, path)
-
-    def emit(self, kind: str, record: dict) -> None:
-        event = self.step(record) if kind == "step" else self.episode(record)
-        line = json_line(event)
-        with self._lock:
-            if self.out is not None and not write_event(self.out, line):
-                log.warning("%s: stdout is closed; events go on to the telemetry files "
-                            "only", self.run_id)
-                self.out = None
-            if kind in self._files:
-                self._files[kind].write(line)
-                self._files[kind].flush()
-
-    def step(self, record: dict) -> dict:
-        return {
-            "type": "step", "run_id": self.run_id,
-            "episode_id": episode_id(self.run_id, record["episode_index"]),
-            "episode_index": record["episode_index"], "step_index": record["step"],
-            "observation": record["observation"], "action": record["action"],
-            "reward": record["reward"], "terminated": record["terminated"],
-            "truncated": record["truncated"],
-            "info": {"agent_id": record["agent_id"], "valid": record["valid"],
-                     "candidate": record["candidate"]},
-            "llm_response": record["completion"], "llm_input_tokens": record["input_tokens"],
-            "llm_output_tokens": record["output_tokens"],
-            "timestamp": datetime.now(UTC).isoformat(),
-            # ours, beyond MOSAIC's fields
-            "agent_id": record["agent_id"], "valid": record["valid"],
-            "reasoning": record["reasoning"], "latency_s": record["latency_s"],
-        }
-
-    def episode(self, record: dict) -> dict:
-        end = datetime.now(UTC)
-        duration = float(record.get("duration_s") or 0.0)
-        return {
-            "type": "episode", "run_id": self.run_id,
-            "episode_id": episode_id(self.run_id, record["episode_index"]),
-            "episode_index": record["episode_index"], "env_name": self.settings["env_name"],
-            "task": self.settings["task"], "total_reward": record.get("episode_return"),
-            "num_steps": record["num_steps"], "terminated": record.get("terminated"),
-            "truncated": record.get("truncated"), "success": record.get("success"),
-            "start_time": (end - timedelta(seconds=duration)).isoformat(),
-            "end_time": end.isoformat(), "duration_seconds": duration,
-            "llm_calls": record["llm_calls"], "total_input_tokens": record["input_tokens"],
-            "total_output_tokens": record["output_tokens"],
-            # ours
-            "progression": record.get("progression"), "seed": record["seed"],
-            "failed": record.get("failed", False), "error": record.get("error"),
-        }
-
-    def close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
-
-
-def committed_records(cell_dir: Path) -> tuple[dict[int, dict], list[dict]]:
-    """The episode records a rerun in ``cell_dir`` keeps (as CellStore.completed keeps
-    them), and their step records."""
-    try:
-        episodes, _ = read_jsonl(cell_dir / EPISODES)
-        steps, _ = read_jsonl(cell_dir / STEPS)
-    except OSError:
-        return {}, []
-    kept = committed(episodes)
-    return kept, [step for step in steps if step.get("episode_index") in kept]
-
-
-def error_event(run_id: str | None, message: str) -> str:
-    return json_line({"type": "error", "run_id": run_id, "message": message})
 
 
 # MOSAIC's worker exits 1 on any error, a bad config included (its tests check it).
@@ -369,10 +267,19 @@ def main(argv: list[str]) -> int:
     try:
         settings = settings_from(args)
         run_id = settings["run_id"]
-        config = cell_config(settings)
+        if owned_by_gui(settings):
+            if not args.interactive:
+                raise ConfigError(f"--env {settings['env_name']}: the GUI owns this game and "
+                                  "the worker only chooses; run it with --interactive "
+                                  "(init_agent, then select_action)")
+            config = None
+            model, agent = selector_specs(settings)
+        else:
+            config = cell_config(settings)
+            model, agent = config.model, config.agent
         from balrog_worker.clients import preflight
 
-        preflight(config.model, config.cache)
+        preflight(model, config.cache if config else "on")
     except ConfigError as error:
         write_event(out, error_event(run_id, str(error)))
         print(f"balrog-worker: error: {error}", file=sys.stderr)
@@ -383,7 +290,8 @@ def main(argv: list[str]) -> int:
             if args.interactive:
                 from balrog_worker.mosaic_interactive import InteractiveSession
 
-                return InteractiveSession(config, settings, out).run(sys.stdin.buffer)
+                session = InteractiveSession(config, settings, out, model=model, agent=agent)
+                return session.run(sys.stdin.buffer)
             return _run_batch(config, settings, out, telemetry)
     except Terminated:
         print(f"balrog-worker: {run_id}: terminated (SIGTERM); {_kept(args, telemetry, run_id)}",
@@ -428,16 +336,3 @@ def _kept(args, telemetry: Path, run_id: str) -> str:
     done = len(committed_records(telemetry / run_id)[0])
     return (f"{done} finished episodes are kept in {telemetry / run_id}; the same command "
             "goes on from them")
-
-
-def write_event(out: TextIO | None, line: str) -> bool:
-    """Send an event line to a reader that may have gone; False when it has (its end of
-    stdout closed, or ours), which is not an error here."""
-    if out is None:
-        return False
-    try:
-        out.write(line)
-        out.flush()
-    except (BrokenPipeError, ValueError):
-        return False
-    return True

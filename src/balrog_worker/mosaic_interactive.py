@@ -1,18 +1,25 @@
 """MOSAIC's interactive mode (``--interactive``): one JSON command a line on stdin, MOSAIC's
 events on stdout, through the one episode loop (``episode.Episode``).
 
-Commands (MOSAIC's ``runtime.py`` ``InteractiveRuntime``): ``reset`` (seed) -> ``ready``;
-``step`` -> the agent acts and the game steps -> ``step`` (with ``render_payload`` under
-``--render-mode rgb_array``), and at the end ``episode_done`` followed by a new episode on
-the same seed; ``init_agent`` / ``select_action`` (action-selector mode: the caller owns
-the game and sends the observation) -> ``agent_ready`` / ``action_selected``; ``ping`` ->
+Commands (MOSAIC's ``runtime.py`` ``InteractiveRuntime``): ``reset`` (seed; MOSAIC's GUI
+also sends ``max_steps``) -> ``ready``; ``step`` -> the agents act and the game steps ->
+one ``step`` event (with ``render_payload`` under ``--render-mode rgb_array``: the whole
+scene, as the GUI shows it), and at the end ``episode_done`` followed by a new episode on
+the same seed; ``init_agent`` / ``select_action`` (action-selector mode: the GUI owns the
+game, see ``mosaic_selector``) -> ``agent_ready`` / ``action_selected``; ``ping`` ->
 ``pong``; ``stop`` -> ``stopped``. Bad JSON, an unknown command or a step before reset get
-an ``error`` event, and the session goes on.
+an ``error`` event, and the session goes on. Events go out through ``EventPipe``, one line
+per read of MOSAIC's reader.
+
+A game of several players answers a ``step`` with one event: the step's sums at the top
+(MOSAIC reads one ``step`` event per ``step`` command) and each player's part in
+``agents``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -20,20 +27,29 @@ import time
 from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
-from balrog_worker import __version__, envs
-from balrog_worker.agents import make_agent
+from balrog_worker import __version__
+from balrog_worker.agents import AGENTS, make_agent
 from balrog_worker.clients import make_client
 from balrog_worker.command_lines import MAX_COMMAND_BYTES, command_lines
-from balrog_worker.config import CellConfig
+from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
 from balrog_worker.envs.base import Observation
 from balrog_worker.episode import Episode
-from balrog_worker.mosaic import MosaicStream, episode_id, write_event
+from balrog_worker.mosaic_events import EventPipe, MosaicStream, ReaderGone, episode_id
+from balrog_worker.mosaic_selector import (
+    MULTIGRID_ACTIONS,
+    MULTIGRID_ENVS,
+    NUMBERED_MOVES,
+    choose,
+    default_instructions,
+    legal_indices,
+    observation_text,
+    read_answer,
+)
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
 
-
-class ReaderGone(Exception):
-    """stdout is closed: whoever sent the commands no longer reads the answers."""
+# The most steps a reset's max_steps may ask for (the cell config's own bound).
+MAX_RESET_STEPS = 1_000_000
 
 
 def _quiet_stdout(out: TextIO) -> None:
@@ -44,22 +60,32 @@ def _quiet_stdout(out: TextIO) -> None:
 
 
 class InteractiveSession:
-    def __init__(self, config: CellConfig, settings: dict, out: TextIO):
+    """One interactive session. ``config`` is the cell the session plays (None where the
+    GUI owns the game: the session then only chooses); ``model`` and ``agent`` are the
+    model and agent that answer."""
+
+    def __init__(self, config: CellConfig | None, settings: dict, out: TextIO, *,
+                 model: ModelSpec, agent: AgentSpec):
         self.config = config
         self.settings = settings
         self.out = out
+        self.pipe = EventPipe(out)
         self.run_id = settings["run_id"]
-        self.client = make_client(config.model, config.cache)
-        self.stream = MosaicStream(self.run_id, settings, out, None)
+        self.agent_spec = agent
+        self.client = make_client(model, config.cache if config else "on")
+        self.stream = MosaicStream(self.run_id, settings, None, None)
         self.episode: Episode | None = None
         self.episode_index = 0
         self.seed = int(settings.get("seed") or 0)
-        self.selector = None  # action-selector mode: (agent, player id, valid actions)
+        self.max_steps = config.max_steps if config else None
+        self.selector = None  # action-selector mode: (agent, player id, game name)
         self.selections = 0
 
     def emit(self, event: dict) -> None:
-        if not write_event(self.out, json_line(event)):
-            raise ReaderGone
+        self.pipe.write(json_line(event))
+
+    def error(self, message: str) -> None:
+        self.emit({"type": "error", "run_id": self.run_id, "message": message})
 
     def run(self, stdin: BinaryIO) -> int:
         try:
@@ -68,8 +94,7 @@ class InteractiveSession:
                        "version": __version__})
             for line in command_lines(stdin.fileno()):
                 if line is None:
-                    self.emit({"type": "error", "run_id": self.run_id, "message":
-                               f"a command longer than {MAX_COMMAND_BYTES:,} bytes: ignored"})
+                    self.error(f"a command longer than {MAX_COMMAND_BYTES:,} bytes: ignored")
                     continue
                 if self.serve(line.decode("utf-8", errors="replace").strip()):
                     return 0
@@ -93,6 +118,7 @@ class InteractiveSession:
             if not isinstance(command, dict):
                 raise ValueError("a command is a JSON object")
             name = command.get("cmd")
+            name = name.lower() if isinstance(name, str) else name  # as MOSAIC's worker
             if name == "stop":
                 self.emit({"type": "stopped", "run_id": self.run_id})
                 return True
@@ -103,24 +129,44 @@ class InteractiveSession:
             handler(command)
         except ReaderGone:
             raise
+        except json.JSONDecodeError as error:
+            self.error(f"Invalid JSON: {error}")
         except Exception as error:  # one bad command must not end the session
-            self.emit({"type": "error", "run_id": self.run_id,
-                       "message": f"{type(error).__name__}: {error}"})
+            self.error(f"{type(error).__name__}: {error}")
         return False
 
     def cmd_ping(self, _command: dict) -> None:
         self.emit({"type": "pong", "run_id": self.run_id})
 
+    # ------------------------------------------------------------ the worker owns the game
+
     def cmd_reset(self, command: dict) -> None:
-        if command.get("seed") is not None:
-            self.seed = int(command["seed"])
+        if self.config is None:
+            raise ValueError(f"{self.settings['env_name']}: the GUI owns this game; the "
+                             "worker only chooses (init_agent, then select_action)")
+        seed, steps = command.get("seed"), command.get("max_steps")
+        if seed is not None:
+            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+                raise ValueError(f"reset: seed must be a whole number from 0 to 2**32-1, "
+                                 f"not {str(seed)[:40]!r}")
+            self.seed = seed
+        if steps is not None:
+            if not isinstance(steps, int) or isinstance(steps, bool) or not (
+                    1 <= steps <= MAX_RESET_STEPS):
+                raise ValueError(f"reset: max_steps must be a whole number from 1 to "
+                                 f"{MAX_RESET_STEPS:,}, not {str(steps)[:40]!r}")
+            self.max_steps = steps
+        self.episode_index = 0  # a reset starts the count again, as MOSAIC's worker does
         self._start()
-        self.emit({"type": "ready", "run_id": self.run_id, "env": self.settings["env_name"],
-                   "task": self.settings["task"], "seed": self.seed,
-                   "observation": self._observation_text()})
+        ready = {"type": "ready", "run_id": self.run_id, "env": self.settings["env_name"],
+                 "task": self.settings["task"], "seed": self.seed, "episode_index": 0,
+                 "step_index": 0, "observation": self._observation_text()}
+        if self.settings.get("render_mode") == "rgb_array":
+            ready["render_payload"] = self._render()
+        self.emit(ready)
 
     def _start(self) -> None:
-        config = self.config
+        config = dataclasses.replace(self.config, max_steps=self.max_steps)
         if self.episode is not None:
             self.episode.close()
         self.episode = Episode.of_cell(config, self.client, self.episode_index, self.seed)
@@ -134,76 +180,113 @@ class InteractiveSession:
 
     def cmd_step(self, _command: dict) -> None:
         if self.episode is None:
-            raise ValueError("step before reset")
-        records = self.episode.advance(self.episode.decide())
-        for record in records:
-            event = self.stream.step(record.to_dict())
-            event.update(client_name=self.settings["client_name"],
-                         model_id=self.settings["model_id"],
-                         agent_type=self.settings["agent_type"])
-            if self.settings.get("render_mode") == "rgb_array":
-                event["render_payload"] = self._render(record.agent_id)
-            self.emit(event)
+            raise ValueError("Environment not initialized. Send reset first.")
+        records = [record.to_dict() for record in self.episode.advance(self.episode.decide())]
+        if not records:
+            raise ValueError("no player acted this step")
+        event = self.stream.step(records[0])
+        if len(records) > 1:  # one event a step: the step's sums, each player's part
+            players = [self.stream.step(record) for record in records]
+            event.update(
+                reward=sum(part["reward"] for part in players),
+                action=json.dumps({r["agent_id"]: r["action"] for r in records}),
+                observation=json.dumps({r["agent_id"]: r["observation"] for r in records}),
+                llm_response=json.dumps({r["agent_id"]: r["completion"] for r in records}),
+                llm_input_tokens=sum(r["input_tokens"] for r in records),
+                llm_output_tokens=sum(r["output_tokens"] for r in records),
+                valid=all(r["valid"] for r in records),
+                agents=[{key: part[key] for key in (
+                    "agent_id", "observation", "action", "reward", "valid", "reasoning",
+                    "llm_response", "llm_input_tokens", "llm_output_tokens", "latency_s")}
+                    for part in players])
+            event.pop("agent_id")
+            event["info"] = {"agents": [r["agent_id"] for r in records]}
+        event.update(episode_index=self.episode_index, client_name=self.settings["client_name"],
+                     model_id=self.settings["model_id"],
+                     agent_type=self.settings["agent_type"])
+        if self.settings.get("render_mode") == "rgb_array":
+            event["render_payload"] = self._render()
+        self.emit(event)
         if self.episode.done:
             summary = self.episode.summary(time.perf_counter() - self._started).to_dict()
+            summary["episode_index"] = self.episode_index
             self.emit({**self.stream.episode(summary), "type": "episode_done"})
             self.episode_index += 1
             self._start()  # MOSAIC begins the next episode on the same seed
 
-    def _render(self, player: str) -> dict:
-        frame = self.episode.game.frame(player)
+    def _render(self) -> dict:
+        frame = self.episode.game.display()
         # MOSAIC's payload: the frame as nested lists (rows of [r, g, b] pixels).
         return {"mode": "rgb", "rgb": frame.tolist(), "width": int(frame.shape[1]),
                 "height": int(frame.shape[0])}
 
+    # ------------------------------------------------------------- the GUI owns the game
+
     def cmd_init_agent(self, command: dict) -> None:
-        """Action-selector mode: the caller owns the game; this worker only chooses."""
-        config = self.config
-        player = str(command.get("player_id", "player_0"))
+        """Action-selector mode: the GUI owns the game; this worker only chooses."""
+        player = str(command.get("player_id", "player_0"))[:100]
+        game_name = str(command.get("game_name", "unknown"))[:200]
         instructions = command.get("instruction_prompt")
-        actions: tuple[str, ...] = ()
-        if envs.FAMILIES[config.cell.env].multi_agent:
-            # Our own prompt for this player of the game, from a game set up as the cell's.
+        if not isinstance(instructions, str) or not instructions.strip():
+            instructions = self._instructions(player, game_name)
+        if self.config is not None:
+            agent = make_agent(self.config, self.client, instructions, player=player)
+        else:
+            agent = AGENTS[self.agent_spec.type](self.agent_spec, self.client, instructions,
+                                                 player=player)
+        self.selector = (agent, player, game_name)
+        self.selections = 0
+        self.emit({"type": "agent_ready", "run_id": self.run_id, "game_name": game_name,
+                   "player_id": player, "mode": "action_selector"})
+
+    def _instructions(self, player: str, game_name: str) -> str:
+        config = self.config
+        if config is not None and config.cell.env == "multigrid":
+            # Our own prompt for this player, from a game set up as the cell's.
+            from balrog_worker import envs
+
             game = envs.open_game(config.cell.env, config.cell.task, **config.game_options())
             try:
                 game.reset(self.seed)
-                ours = f"agent_{self.settings.get('agent_id', 0)}"
-                instructions = instructions or game.instructions(ours)
-                actions = game.actions(ours)
+                ours = player if player in game.players else (
+                    f"agent_{self.settings.get('agent_id', 0)}")
+                return game.instructions(ours)
             finally:
                 game.close()
-        instructions = instructions or (
-            f"You are {player} in {command.get('game_name', 'a game')}. Each turn you get the "
-            "state of the game; answer with your action only.")
-        agent = make_agent(config, self.client, instructions, player=player)
-        self.selector = (agent, player, actions)
-        self.emit({"type": "agent_ready", "run_id": self.run_id,
-                   "game_name": command.get("game_name", "unknown"), "player_id": player,
-                   "mode": "action_selector"})
+        return default_instructions(game_name, player, self.settings["env_name"])
 
     def cmd_select_action(self, command: dict) -> None:
         if self.selector is None:
-            raise ValueError("select_action before init_agent")
-        agent, player, actions = self.selector
-        observation = command.get("observation", "")
-        text = observation if isinstance(observation, str) else json.dumps(observation)
-        legal = [str(move) for move in (command.get("info") or {}).get("legal_moves", [])]
+            raise ValueError("Agent not initialized. Send init_agent first.")
+        agent, player, game_name = self.selector
+        env_name = self.settings["env_name"]
+        info = command.get("info") if isinstance(command.get("info"), dict) else {}
+        legal = info.get("legal_moves") or []
+        legal = [str(move) for move in legal] if isinstance(legal, list) else []
+        mask = legal_indices(command.get("action_mask"))
+        text = observation_text(command.get("observation", ""), game_name, env_name)
         if legal:
             text += f"\nLegal moves: {', '.join(legal)}"
-        valid = tuple(legal) or actions
+        multigrid = env_name in MULTIGRID_ENVS or (
+            self.config is not None and self.config.cell.env == "multigrid")
+        names = MULTIGRID_ACTIONS if multigrid else ()
+        valid = tuple(legal) or names or tuple(map(str, mask or ()))
         seed = derive_seed(self.seed, "select", player, self.selections)
         self.selections += 1
         decision = agent.act(Observation(text), valid, seed)
-        chosen = decision.candidate if (not valid or decision.candidate in valid) else (
-            valid[0])
-        agent.record(chosen)
-        index = valid.index(chosen) if chosen in valid else None
-        self.emit({"type": "action_selected", "run_id": self.run_id,
-                   "player_id": command.get("player_id", player),
-                   "action": index if index is not None else chosen, "action_str": chosen,
-                   "reasoning": decision.reasoning or "",
-                   "input_tokens": decision.completion.input_tokens,
-                   "output_tokens": decision.completion.output_tokens,
-                   "timestamp": datetime.now(UTC).isoformat(),
-                   "valid": decision.candidate in valid if valid else True,
-                   "episode_id": episode_id(self.run_id, self.episode_index)})
+        move, reasoning = read_answer(decision.completion.text)
+        selection = choose(move, legal, mask, action_names=names,
+                           numbered=NUMBERED_MOVES.get(game_name))
+        agent.record(selection.action_str)
+        event = {"type": "action_selected", "run_id": self.run_id,
+                 "player_id": command.get("player_id", player), "action": selection.action,
+                 "action_str": selection.action_str,
+                 "reasoning": decision.reasoning or reasoning,
+                 "input_tokens": decision.completion.input_tokens,
+                 "output_tokens": decision.completion.output_tokens,
+                 "timestamp": datetime.now(UTC).isoformat(), "valid": selection.valid,
+                 "llm_response": decision.completion.text,
+                 "episode_id": episode_id(self.run_id, self.episode_index)}
+        if selection.defaulted:
+            event["defaulted"] = selection.defaulted
+        self.emit(event)

@@ -109,6 +109,11 @@ def _minihack_id(task: str) -> bool:
         task)
 
 
+def _nle_id(task: str) -> bool:
+    """Is ``task`` one of NLE's NetHack ids (BALROG's NLE fork registers them with gym)?"""
+    return task.startswith("NetHack") and _import("balrog_worker.envs.nethack").registered(task)
+
+
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
@@ -121,7 +126,7 @@ FAMILIES: dict[str, Family] = {
                "balrog_worker.envs.minihack:MiniHackGame", max_steps=100, vision_text=True,
                also_plays=_minihack_id),
         Family("nethack", ("challenge",), "balrog_worker.envs.nethack:NetHackGame",
-               max_steps=100_000, vision_text=True),
+               max_steps=100_000, vision_text=True, also_plays=_nle_id),
         Family("crafter", ("default",), "balrog_worker.envs.crafter:CrafterGame",
                max_steps=2000),
         Family("babaisai", BABAISAI_TASKS, "balrog_worker.envs.babaisai:BabaIsAIGame",
@@ -162,7 +167,7 @@ def check_env_task(env: str, task: str) -> None:
 # Other projects' names, accepted wherever an env or task id is: BALROG's env name for
 # NetHack, gym ids (BALROG's and MOSAIC's task names), MOSAIC's MultiGrid ids, and
 # BALROG's BabyAI tasks, written "BabyAI-MixedTrainLocal-v0/<task>".
-ENV_NAMES = {"nle": "nethack"}
+ENV_NAMES = {"nle": "nethack", "mosaic_multigrid": "multigrid", "ini_multigrid": "multigrid"}
 GYM_IDS = {
     "NetHackChallenge-v0": ("nethack", "challenge"),
     "MiniHack-MazeWalk-9x9-v0": ("minihack", "mazewalk_9x9"),
@@ -176,6 +181,15 @@ GYM_IDS = {
     "MiniHack-Boxoban-Hard-v0": ("minihack", "boxoban_hard"),
     "MultiGrid-Soccer-v0": ("multigrid", "soccer"),
     "MultiGrid-Collect-v0": ("multigrid", "collect"),
+    # mosaic-multigrid's ids of the two games (7.0.0's, and MOSAIC's GUI's 6.0.0 names).
+    "MosaicMultiGrid-S-2v2-IndAgObs-v1": ("multigrid", "soccer"),
+    "MosaicMultiGrid-C-IndAgObs-v1": ("multigrid", "collect"),
+    "MosaicMultiGrid-Soccer-2vs2-IndAgObs-v0": ("multigrid", "soccer"),
+    "MosaicMultiGrid-Collect-IndAgObs-v0": ("multigrid", "collect"),
+    # MOSAIC's GUI offers Crafter as these two; BALROG has one Crafter (its reward is
+    # Crafter's, its score the achievements), which both play.
+    "CrafterReward-v1": ("crafter", "default"),
+    "CrafterNoReward-v1": ("crafter", "default"),
 }
 TASK_PREFIXES = {"BabyAI-MixedTrainLocal-v0": "babyai"}  # "<prefix>/<task>"
 

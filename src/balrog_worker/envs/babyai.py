@@ -275,5 +275,9 @@ class BabyAIGame(GridWorldGame):
         # BALROG's image for BabyAI is the agent's point of view, 16-pixel tiles.
         return self.env.get_pov_render(tile_size=16)
 
+    def display(self) -> np.ndarray:
+        # The whole grid, as the environment renders it (MOSAIC's panel shows this).
+        return self.env.get_frame(highlight=True, tile_size=32, agent_pov=False)
+
     def _observe(self) -> Observation:
         return Observation(describe_view(self.env))

@@ -70,6 +70,11 @@ class Game(ABC):
     def frame(self) -> np.ndarray:
         """The current RGB frame (H x W x 3, uint8), for vision-language agents."""
 
+    def display(self) -> np.ndarray:
+        """The scene as a person watching the game sees it (MOSAIC's operator panel):
+        the agent's own frame unless the game draws more."""
+        return self.frame()
+
     def is_valid(self, action: str) -> bool:
         return action in self.actions
 
@@ -177,6 +182,10 @@ class PlayerGame(ABC):
     def frame(self, player: str) -> np.ndarray:
         """What ``player`` sees, as an RGB frame, for vision-language agents."""
 
+    def display(self) -> np.ndarray:
+        """The whole scene as a person watching the game sees it (MOSAIC's panel)."""
+        return self.frame(self.players[0])
+
     def oracle_action(self, player: str) -> str:
         raise NotImplementedError(f"{self.family} has no scripted oracle")
 
@@ -229,6 +238,9 @@ class SoloGame(PlayerGame):
 
     def frame(self, player: str) -> np.ndarray:
         return self.game.frame()
+
+    def display(self) -> np.ndarray:
+        return self.game.display()
 
     def oracle_action(self, player: str) -> str:
         return self.game.oracle_action()

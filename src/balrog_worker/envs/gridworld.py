@@ -84,6 +84,9 @@ class GridWorldGame(Game):
     def frame(self) -> np.ndarray:
         return self.env.get_frame(highlight=True, tile_size=16)
 
+    def display(self) -> np.ndarray:
+        return self.env.get_frame(highlight=True, tile_size=32)
+
     def episode_info(self) -> dict:
         return {"mission": self.env.mission}
 

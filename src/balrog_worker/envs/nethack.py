@@ -161,12 +161,21 @@ class NLEGame(Game):
         self.env.close()
 
 
+def registered(env_id: str) -> bool:
+    """Whether ``env_id`` is a NetHack id NLE registers with gym."""
+    return env_id.startswith("NetHack") and env_id in gym.envs.registry.env_specs
+
+
 class NetHackGame(NLEGame):
     family = "nethack"
 
     def __init__(self, task: str, vision: bool = False):
-        super().__init__(task, build(lambda: gym.make("NetHackChallenge-v0",
-                                                      **NETHACK_SETTINGS)), vision=vision)
+        # BALROG's task is NetHackChallenge-v0; NLE's other ids (MOSAIC's GUI offers them)
+        # are played with the same settings, but for the challenge's no-progress timeout.
+        env_id = "NetHackChallenge-v0" if task == "challenge" else task
+        settings = NETHACK_SETTINGS if env_id == "NetHackChallenge-v0" else {
+            k: v for k, v in NETHACK_SETTINGS.items() if k != "no_progress_timeout"}
+        super().__init__(task, build(lambda: gym.make(env_id, **settings)), vision=vision)
         # The dungeon depths and experience levels reached after a step (BALROG's table
         # keys are "Dlvl:N" and "Xp:N").
         self._depths: set[int] = set()

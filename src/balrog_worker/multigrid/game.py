@@ -180,6 +180,10 @@ class MultiGridGame(PlayerGame):
         """The whole field with every player on it (the episode viewer's overview)."""
         return self.env.grid.render(FRAME_TILE, agents=self.env.agents)
 
+    def display(self) -> np.ndarray:
+        """The whole field, every player on it (what MOSAIC's GUI shows of MultiGrid)."""
+        return self.env.render()
+
     def frame(self, player: str) -> np.ndarray:
         """The player's own view, as its observation encodes it: the cells it sees, cut
         from the drawn field and laid out with the player at the bottom centre facing up;
