@@ -178,3 +178,29 @@ def test_stop_ends_every_worker(host):
         host._on_stop_operators()
         assert handle.process.wait(timeout=30) is not None
         assert host._multi_operator_service.get_operator_state("op_x") == "stopped"
+
+
+def test_mosaics_reader_gets_every_line_of_a_burst(host):
+    """MOSAIC's reader (select, then a buffered readline) loses a line that arrives in
+    the same read as the one before it; the worker hands it one line per read."""
+    from gym_gui.services.operator import OperatorConfig
+
+    with StubServer(openai_server.ok_body, openai_server.error_body) as stub:
+        config = OperatorConfig.single_agent(
+            "op_b", "B", "balrog_worker", "llm", env_name="babyai",
+            task="BabyAI-GoToLocal-v0", settings=settings(stub), max_steps=3)
+        handle = host._operator_launcher.launch_operator(config, interactive=True)
+        assert handle.read_response(timeout=60)["type"] == "init"
+        for _ in range(5):  # five commands at once: five answers in a burst
+            handle.send_command({"cmd": "ping"})
+        time.sleep(0.5)  # the GUI reads on a timer (100-200 ms): the answers wait for it
+        answers = [handle.read_response(timeout=10) for _ in range(5)]
+        assert [a and a["type"] for a in answers] == ["pong"] * 5
+        # The last step of an episode and the episode's end come together too.
+        handle.send_reset(4, max_steps=1)
+        assert handle.read_response(timeout=60)["type"] == "ready"
+        handle.send_step()
+        time.sleep(2)
+        assert handle.read_response(timeout=60)["type"] == "step"
+        assert handle.read_response(timeout=10)["type"] == "episode_done"
+        handle.stop()
