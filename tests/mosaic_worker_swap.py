@@ -1,12 +1,13 @@
 """A pytest plugin that runs MOSAIC's own worker tests against this project's worker.
 
-Loaded (``-p mosaic_worker_swap``, tests/ on PYTHONPATH) in a pytest whose ``balrog_worker`` is MOSAIC's
-(its package first on PYTHONPATH). Only the points where MOSAIC's tests hand over to the
-worker change: ``cli.main(argv)`` and the runtimes' ``run()`` start this project's worker
-as MOSAIC's GUI does (``python -m balrog_worker.cli``, without MOSAIC's package on the
-path) with the same arguments, feed it the test's stdin, and copy its stdout into the
-test's. Everything a test asserts is then said by this project's worker. The model is a
-loopback server (``MOSAIC_TEST_BASE_URL``): the tests' mocked agent answers, and so does it.
+Loaded (``-p mosaic_worker_swap``, tests/ on PYTHONPATH) in a pytest whose
+``balrog_worker`` is MOSAIC's (its package first on PYTHONPATH). Only the points where
+MOSAIC's tests hand over to the worker change: ``cli.main(argv)`` and the runtimes'
+``run()`` start this project's worker as MOSAIC's GUI does (``python -m
+balrog_worker.cli``, without MOSAIC's package on the path) with the same arguments, feed
+it the test's stdin, and copy its stdout into the test's. Everything a test asserts is then
+said by this project's worker. The model is a loopback server (``MOSAIC_TEST_BASE_URL``):
+the tests' mocked agent answers, and so does it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import os
 import subprocess
 import sys
 
-import balrog_worker.cli as mosaic_cli
 import balrog_worker.runtime as mosaic_runtime
+
+import balrog_worker.cli as mosaic_cli
 
 TIMEOUT_S = 300
 

@@ -8,6 +8,7 @@ the key header, the body, and how every failure the server can produce is classi
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -142,7 +143,8 @@ def test_gemini_request_and_usage():
     assert completion.retries == 0
 
     [sent] = stub.requests
-    assert sent["path"] == "/v1/models/gemini-test-1:generateContent"  # no ?key=
+    # The API version is the SDK's (v1beta before google-genai 3); never a ?key= query.
+    assert re.fullmatch(r"/v1(beta)?/models/gemini-test-1:generateContent", sent["path"])
     assert sent_key(GEMINI, sent) == KEY
     body = sent["body"]
     assert body["systemInstruction"]["parts"] == [

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None, *, as_mosaic_module: bool = False) -> in
     argv = sys.argv[1:] if argv is None else argv
     from balrog_worker import mosaic
 
-    if mosaic.is_mosaic_command_line(argv) or (as_mosaic_module and not argv):  # MOSAIC's launcher: flags, no subcommand
+    # MOSAIC's launcher: flags, no subcommand
+    if mosaic.is_mosaic_command_line(argv) or (as_mosaic_module and not argv):
         return mosaic.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -37,7 +37,6 @@ from balrog_worker.mosaic_events import MosaicStream, committed_records, error_e
 from balrog_worker.mosaic_selector import SELECTOR_ENVS
 from balrog_worker.vocab import AGENT_TYPES, COORDINATION_LEVELS, OBSERVATION_MODES
 
-
 # MOSAIC's vocabularies (its config.py).
 ENV_NAMES = ("babyai", "minigrid", "multigrid", "minihack", "crafter", "nle", "textworld",
              *SELECTOR_ENVS)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import typing
+from types import ModuleType
 
 import httpx
 from google import genai
@@ -118,13 +121,24 @@ def translate(error: genai_errors.APIError) -> ModelError:
     return FatalModelError(message, status=status)
 
 
+def sdk_http_module() -> ModuleType:
+    """The httpx module whose Client google-genai takes (httpx2, the openai and anthropic
+    SDKs' own, where it takes either; httpx before google-genai 3)."""
+    annotation = types.HttpOptions.model_fields["httpx_client"].annotation
+    taken = {kind.__module__.partition(".")[0]
+             for kind in (*typing.get_args(annotation), annotation)
+             if isinstance(kind, type) and kind.__name__ == "Client"}
+    return sys.modules["httpx2"] if "httpx2" in taken else httpx
+
+
 class GeminiClient(APIClient):
     """One Gemini model; thread-safe (the SDK client shares one connection pool)."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         options = types.HttpOptions(timeout=max(1, math.ceil(spec.timeout_s * 1000)),
-                                    retry_options=None, httpx_client=http_client())
+                                    retry_options=None,
+                                    httpx_client=http_client(sdk_http_module()))
         if spec.base_url:
             options.base_url = spec.base_url
         # vertexai=False explicitly: GOOGLE_GENAI_USE_VERTEXAI in the environment must not

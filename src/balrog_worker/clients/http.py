@@ -9,9 +9,11 @@ and stops any body that grows past the size cap (a 10 MB answer is not read to i
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import TypeVar
 
 try:  # the fork the openai and anthropic SDKs are built on; google-genai takes either
@@ -39,43 +41,48 @@ class _Guard:
         self.too_large = False
 
 
-class _GuardedStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, guard: _Guard):
-        self.inner, self.guard = inner, guard
+@functools.cache
+def _guarded_transport(module: ModuleType) -> type:
+    """httpx's transport class of ``module`` (httpx or its fork httpx2), reading each
+    response body through the guard of the attempt running in this thread."""
 
-    def __iter__(self) -> Iterator[bytes]:
-        read = 0
-        for chunk in self.inner:
-            if self.guard.abandoned or time.monotonic() > self.guard.deadline:
-                raise httpx.ReadTimeout("the call's deadline passed")
-            read += len(chunk)
-            if read > self.guard.max_bytes:
-                self.guard.too_large = True
-                raise httpx.ReadError(f"response body over {self.guard.max_bytes} bytes")
-            yield chunk
+    class GuardedStream(module.SyncByteStream):
+        def __init__(self, inner, guard: _Guard):
+            self.inner, self.guard = inner, guard
 
-    def close(self) -> None:
-        self.inner.close()
+        def __iter__(self) -> Iterator[bytes]:
+            read = 0
+            for chunk in self.inner:
+                if self.guard.abandoned or time.monotonic() > self.guard.deadline:
+                    raise module.ReadTimeout("the call's deadline passed")
+                read += len(chunk)
+                if read > self.guard.max_bytes:
+                    self.guard.too_large = True
+                    raise module.ReadError(f"response body over {self.guard.max_bytes} bytes")
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class GuardedTransport(module.HTTPTransport):
+        def handle_request(self, request):
+            response = super().handle_request(request)
+            guard = getattr(_attempt, "guard", None)
+            if guard is not None:
+                response.stream = GuardedStream(response.stream, guard)
+            return response
+
+    return GuardedTransport
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport, reading each response body through the guard of the attempt
-    running in this thread."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        guard = getattr(_attempt, "guard", None)
-        if guard is not None:
-            response.stream = _GuardedStream(response.stream, guard)
-        return response
-
-
-def http_client() -> httpx.Client:
-    """An httpx client for an SDK: the SDKs' own defaults (redirects followed, a large
-    pool), with the guarded transport. Timeouts stay the SDK's, per request."""
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    return httpx.Client(transport=GuardedTransport(limits=limits), limits=limits,
-                        follow_redirects=True)
+def http_client(module: ModuleType = httpx):
+    """A ``module.Client`` for an SDK (``module``: httpx2, which the openai and anthropic
+    SDKs take, or httpx, which older google-genai takes): the SDKs' own defaults
+    (redirects followed, a large pool), with the guarded transport. Timeouts stay the
+    SDK's, per request."""
+    limits = module.Limits(max_connections=1000, max_keepalive_connections=100)
+    return module.Client(transport=_guarded_transport(module)(limits=limits), limits=limits,
+                         follow_redirects=True)
 
 
 def within_deadline(call: Callable[[], T], seconds: float, max_bytes: int) -> T:
