@@ -17,9 +17,9 @@ import os
 import subprocess
 import sys
 
-import balrog_worker.runtime as mosaic_runtime
-
-import balrog_worker.cli as mosaic_cli
+# MOSAIC's package (first on PYTHONPATH here), not this project's.
+import balrog_worker.cli as mosaic_cli  # isort: skip
+import balrog_worker.runtime as mosaic_runtime  # isort: skip
 
 TIMEOUT_S = 300
 

@@ -311,3 +311,132 @@ def test_interactive_mode_ends_cleanly_on_a_closed_stdout_and_on_ctrl_c(tmp_path
         finally:
             session.process.kill()
         assert "interrupted" in stderr and "Traceback" not in stderr and waited < 5
+
+
+def test_python_m_cli_with_no_arguments_is_mosaics_command_line(tmp_path):
+    """MOSAIC's worker tests run its main([]) and expect exit 1 for the missing run id."""
+    result = subprocess.run([sys.executable, "-m", "balrog_worker.cli"], capture_output=True,
+                            text=True, timeout=120, env=clean_env(tmp_path))
+    assert result.returncode == 1
+    event = json.loads(result.stdout)
+    assert event["type"] == "error" and "--run-id is required" in event["message"]
+    missing = subprocess.run([sys.executable, "-m", "balrog_worker.cli", "--config",
+                              str(tmp_path / "nowhere.json")], capture_output=True, text=True,
+                             timeout=120, env=clean_env(tmp_path))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def dummy_session(tmp_path, env, task, *extra) -> Interactive:
+    """An interactive worker whose agent asks no model (MOSAIC's dummy agent type)."""
+    return Interactive([sys.executable, "-m", "balrog_worker.cli", "--run-id", "d-1", "--env",
+                        env, "--task", task, "--agent-type", "dummy", "--telemetry-dir",
+                        str(tmp_path / "telemetry"), "--render-mode", "rgb_array",
+                        "--interactive", *extra], clean_env(tmp_path))
+
+
+def test_a_reset_restarts_the_episode_count_and_takes_the_guis_step_cap(tmp_path):
+    session = dummy_session(tmp_path, "babyai", "BabyAI-GoToLocal-v0", "--max-steps", "50")
+    try:
+        assert session.read()["type"] == "init"
+        step = session.ask({"cmd": "step"})
+        assert step["type"] == "error" and "not initialized" in step["message"].lower()
+        ready = session.ask({"cmd": "reset", "seed": 4, "max_steps": 1})
+        assert (ready["episode_index"], ready["render_payload"]["width"]) == (0, 256)
+        assert session.ask({"cmd": "step"})["episode_index"] == 0
+        done = session.read()  # the GUI's cap of 1 step, not the launch's 50
+        assert done["type"] == "episode_done" and done["num_steps"] == 1
+        assert session.ask({"cmd": "step"})["episode_index"] == 1
+        session.read()  # its episode_done
+        session.ask({"cmd": "reset", "seed": 4})
+        assert session.ask({"cmd": "step"})["episode_index"] == 0  # counted again
+        bad = session.ask({"cmd": "reset", "seed": -1})
+        assert bad["type"] == "error" and "seed" in bad["message"]
+    finally:
+        session.process.kill()
+
+
+def test_one_step_event_per_step_for_a_game_of_several_players(tmp_path):
+    session = dummy_session(tmp_path, "multigrid", "MultiGrid-Collect-v0")
+    try:
+        session.read()
+        ready = session.ask({"cmd": "reset", "seed": 2})
+        payload = ready["render_payload"]
+        assert (payload["height"], payload["width"]) == (len(payload["rgb"]),
+                                                         len(payload["rgb"][0]))
+        step = session.ask({"cmd": "step"})
+        assert step["type"] == "step" and step["step_index"] == 0
+        assert [part["agent_id"] for part in step["agents"]] == [
+            "agent_0", "agent_1", "agent_2"]
+        assert step["reward"] == sum(part["reward"] for part in step["agents"])
+        # The next line answers the next command: no other step event came in between.
+        assert session.ask({"cmd": "ping"})["type"] == "pong"
+    finally:
+        session.process.kill()
+
+
+def test_a_game_the_gui_owns_is_played_by_choosing_only(tmp_path):
+    batch = subprocess.run(
+        [sys.executable, "-m", "balrog_worker.cli", "--run-id", "pz", "--env", "pettingzoo",
+         "--task", "connect_four_v3", "--agent-type", "dummy"], capture_output=True,
+        text=True, timeout=120, env=clean_env(tmp_path))
+    assert batch.returncode == 1 and "--interactive" in json.loads(batch.stdout)["message"]
+    with StubServer(openai_server.ok_body, openai_server.error_body,
+                    answer="Column three is open.\n3") as stub:
+        session = Interactive(
+            [sys.executable, "-m", "balrog_worker.cli", "--run-id", "pz", "--env",
+             "pettingzoo", "--task", "connect_four_v3", "--client", "openai", "--model",
+             "gpt-test", "--base-url", f"{stub.url}/v1", "--api-key", KEY, "--interactive",
+             "--telemetry-dir", str(tmp_path / "telemetry")], clean_env(tmp_path))
+        try:
+            session.read()
+            owned = session.ask({"cmd": "reset", "seed": 1})
+            assert owned["type"] == "error" and "GUI owns" in owned["message"]
+            before = session.ask({"cmd": "select_action", "observation": "board",
+                                  "player_id": "player_0"})
+            assert before["type"] == "error" and "not initialized" in before["message"].lower()
+            ready = session.ask({"cmd": "init_agent", "game_name": "connect_four_v3",
+                                 "player_id": "player_0"})
+            assert ready["mode"] == "action_selector"
+            chosen = session.ask({"cmd": "select_action", "observation": "an empty board",
+                                  "player_id": "player_0", "info": {"legal_moves": []}})
+            assert (chosen["action"], chosen["action_str"], chosen["valid"]) == (3, "3", True)
+            assert chosen["reasoning"] == "Column three is open."
+            masked = session.ask({"cmd": "select_action", "observation": "column 3 full",
+                                  "player_id": "player_0",
+                                  "action_mask": [1, 1, 1, 0, 1, 1, 1]})
+            assert (masked["action"], masked["valid"]) == (0, False) and masked["defaulted"]
+        finally:
+            session.process.kill()
+        prompt = json.dumps(stub.requests[0]["body"]["messages"])
+    assert "connect_four_v3" in prompt and "0 to 6" in prompt
+
+
+@pytest.mark.parametrize(("env", "task", "family"), [
+    ("crafter", "CrafterReward-v1", ("crafter", "default")),
+    ("crafter", "CrafterNoReward-v1", ("crafter", "default")),
+    ("nle", "NetHackScore-v0", ("nethack", "NetHackScore-v0")),
+    ("nle", "NetHackChallenge-v0", ("nethack", "challenge")),
+    ("mosaic_multigrid", "MosaicMultiGrid-S-2v2-IndAgObs-v1", ("multigrid", "soccer")),
+])
+def test_the_task_ids_mosaics_form_offers_are_played(env, task, family):
+    from balrog_worker import mosaic
+
+    settings = {**mosaic.DEFAULTS, "run_id": "ids", "env_name": env, "task": task}
+    config = mosaic.cell_config(settings)
+    assert (config.cell.env, config.cell.task) == family
+
+
+def test_an_nle_task_beyond_balrogs_plays():
+    from balrog_worker import envs
+
+    game = envs.open_game("nethack", "NetHackScore-v0")
+    try:
+        [player] = game.players
+        first = game.reset(1)[player].text
+        actions = game.actions(player)
+        assert "north" in actions and "eat" in actions and "pray" not in actions  # reduced set
+        assert len(actions) < len(envs.open_game("nethack", "challenge").actions(player))
+        turn = game.step({player: "north"})
+        assert first and turn is not None
+    finally:
+        game.close()

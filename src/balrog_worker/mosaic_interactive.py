@@ -155,7 +155,8 @@ class InteractiveSession:
                     1 <= steps <= MAX_RESET_STEPS):
                 raise ValueError(f"reset: max_steps must be a whole number from 1 to "
                                  f"{MAX_RESET_STEPS:,}, not {str(steps)[:40]!r}")
-            self.max_steps = steps
+        # The GUI's cap for this reset, or the launch's where it sends none.
+        self.max_steps = steps if steps is not None else self.config.max_steps
         self.episode_index = 0  # a reset starts the count again, as MOSAIC's worker does
         self._start()
         ready = {"type": "ready", "run_id": self.run_id, "env": self.settings["env_name"],

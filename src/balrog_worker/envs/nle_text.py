@@ -130,7 +130,8 @@ def vocabulary(env_actions, minihack: bool = False) -> dict[str, int]:
         names = [ACTION_NAMES.get(action, [None])[0] for action in env_actions]
         return {name: index_of[name] for name in names if name in MINIHACK_ACTIONS}
     names = [names[0] for action, names in ACTION_NAMES.items() if action in USEFUL_ACTIONS]
-    return {name: index_of[name] for name in [*names, *KEYS]}
+    # NetHackChallenge-v0 has every one; NLE's other tasks (NetHackScore-v0...) a subset.
+    return {name: index_of[name] for name in [*names, *KEYS] if name in index_of}
 
 
 class LanguageObserver:
