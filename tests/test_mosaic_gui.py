@@ -204,3 +204,44 @@ def test_mosaics_reader_gets_every_line_of_a_burst(host):
         assert handle.read_response(timeout=60)["type"] == "step"
         assert handle.read_response(timeout=10)["type"] == "episode_done"
         handle.stop()
+
+
+def test_every_task_id_mosaics_operator_form_offers_is_played_or_refused_in_a_line(window):
+    """The ids MOSAIC's form lists for the BALROG worker's families (its own code lists
+    them: the gym registries, its fallbacks and its static lists)."""
+    from gym_gui.constants.constants_operator import BALROG_SUPPORTED_ENVS
+    from gym_gui.ui.widgets import operator_config_widget as form
+
+    from balrog_worker import envs, mosaic
+    from balrog_worker.config import ConfigError
+
+    fallbacks = {"minihack": ["MiniHack-Room-5x5-v0", "MiniHack-Corridor-R5-v0"],
+                 "nle": ["NetHackScore-v0", "NetHackStaircase-v0", "NetHackEat-v0"]}
+    prefixes = {"babyai": "BabyAI-", "minigrid": "MiniGrid-", "minihack": "MiniHack-",
+                "nle": "NetHack"}
+    played, refused = 0, {}
+    for family in BALROG_SUPPORTED_ENVS:
+        ids = (form._get_registered_envs(prefixes[family]) or fallbacks.get(family, [])
+               if family in prefixes else list(form.ENV_FAMILIES[family]))
+        assert ids, family
+        for task in ids:
+            settings = {**mosaic.DEFAULTS, "run_id": "ids", "env_name": family, "task": task}
+            try:
+                config = mosaic.cell_config(settings)
+            except ConfigError as error:
+                assert "\n" not in str(error) and (task in str(error) or family in str(error))
+                refused[task] = str(error)
+                continue
+            game = envs.open_game(config.cell.env, config.cell.task)
+            try:
+                game.reset(1)
+            finally:
+                game.close()
+            played += 1
+    assert played >= 150
+    # Refused: gym's toy text games (not BALROG's, nor MOSAIC's worker's), and minigrid's
+    # wave-function-collapse levels, whose pattern images minigrid's wheel lacks.
+    toy_text = set(form.ENV_FAMILIES["toytext"])
+    assert toy_text <= set(refused)
+    assert all(task in toy_text or task.startswith("MiniGrid-WFC-") for task in refused), (
+        refused)

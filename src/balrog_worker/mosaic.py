@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"balrog-worker {__version__}")
     parser.add_argument("--config", metavar="PATH", help="a BarlogWorkerConfig JSON file")
     parser.add_argument("--run-id")
-    parser.add_argument("--env", dest="env_name", choices=ENV_NAMES)
+    # Checked with the task (an error event, exit 1), not by argparse (exit 2, no event).
+    parser.add_argument("--env", dest="env_name", metavar="{" + ",".join(ENV_NAMES) + "}")
     parser.add_argument("--task")
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--num-episodes", type=int)

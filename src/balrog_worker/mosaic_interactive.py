@@ -52,6 +52,16 @@ from balrog_worker.store import json_line
 MAX_RESET_STEPS = 1_000_000
 
 
+def _whole(value: object, name: str, low: int, high: int) -> int | None:
+    """A command's whole-number field (None where it is absent), or ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"reset: {name} must be a whole number from {low} to {high:,}, "
+                         f"not {str(value)[:40]!r}")
+    return value
+
+
 def _quiet_stdout(out: TextIO) -> None:
     """Point the closed stdout at /dev/null, so that Python's flush at exit has nowhere
     to fail (a closed pipe would print an ignored BrokenPipeError)."""
@@ -144,17 +154,10 @@ class InteractiveSession:
         if self.config is None:
             raise ValueError(f"{self.settings['env_name']}: the GUI owns this game; the "
                              "worker only chooses (init_agent, then select_action)")
-        seed, steps = command.get("seed"), command.get("max_steps")
+        seed = _whole(command.get("seed"), "seed", 0, 2**32 - 1)
+        steps = _whole(command.get("max_steps"), "max_steps", 1, MAX_RESET_STEPS)
         if seed is not None:
-            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-                raise ValueError(f"reset: seed must be a whole number from 0 to 2**32-1, "
-                                 f"not {str(seed)[:40]!r}")
             self.seed = seed
-        if steps is not None:
-            if not isinstance(steps, int) or isinstance(steps, bool) or not (
-                    1 <= steps <= MAX_RESET_STEPS):
-                raise ValueError(f"reset: max_steps must be a whole number from 1 to "
-                                 f"{MAX_RESET_STEPS:,}, not {str(steps)[:40]!r}")
         # The GUI's cap for this reset, or the launch's where it sends none.
         self.max_steps = steps if steps is not None else self.config.max_steps
         self.episode_index = 0  # a reset starts the count again, as MOSAIC's worker does
@@ -280,7 +283,8 @@ class InteractiveSession:
                            numbered=NUMBERED_MOVES.get(game_name))
         agent.record(selection.action_str)
         event = {"type": "action_selected", "run_id": self.run_id,
-                 "player_id": command.get("player_id", player), "action": selection.action,
+                 "player_id": str(command.get("player_id", player))[:100],
+                 "action": selection.action,
                  "action_str": selection.action_str,
                  "reasoning": decision.reasoning or reasoning,
                  "input_tokens": decision.completion.input_tokens,

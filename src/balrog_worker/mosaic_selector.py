@@ -36,6 +36,8 @@ MULTIGRID_ENVS = ("mosaic_multigrid", "ini_multigrid")
 SELECTOR_ENVS = ("pettingzoo", "pettingzoo_classic", *MULTIGRID_ENVS)
 
 _QUOTES = "\"'`*"
+# The widest view described in words (MOSAIC's views are 3 to 7 cells across).
+MAX_VIEW_SIDE = 15
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def describe_flat_view(values: list) -> str | None:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return None
     side = round((len(values) / 3) ** 0.5)
-    if side % 2 == 0 or 3 * side * side != len(values):
+    if side % 2 == 0 or 3 * side * side != len(values) or side > MAX_VIEW_SIDE:
         return None
     image = np.asarray(values, dtype=np.int64).reshape(side, side, 3)
     try:

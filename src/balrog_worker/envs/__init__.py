@@ -11,6 +11,7 @@ import importlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from balrog_worker.envs.base import Game, Observation, PlayerGame, SoloGame, StepOutcome, Turn
 
@@ -109,6 +110,21 @@ def _minihack_id(task: str) -> bool:
         task)
 
 
+def _minigrid_unavailable(task: str) -> str | None:
+    """Why a registered MiniGrid id cannot run here: minigrid's wave-function-collapse
+    levels read pattern images that its wheel does not ship."""
+    if not task.startswith("MiniGrid-WFC-"):
+        return None
+    from importlib.util import find_spec
+
+    spec = find_spec("minigrid")
+    patterns = Path(spec.origin).parent / "envs" / "wfc" / "patterns" if spec else None
+    if patterns is None or not patterns.is_dir():
+        return (f"{task}: minigrid's wave-function-collapse levels need pattern images its "
+                "installed package does not ship (minigrid/envs/wfc/patterns)")
+    return None
+
+
 def _nle_id(task: str) -> bool:
     """Is ``task`` one of NLE's NetHack ids (BALROG's NLE fork registers them with gym)?"""
     return task.startswith("NetHack") and _import("balrog_worker.envs.nethack").registered(task)
@@ -139,7 +155,8 @@ FAMILIES: dict[str, Family] = {
                players=lambda task: {"soccer": 2, "collect": 3}[task]),
         Family("minigrid", ("empty", "doorkey", "lavagap", "multiroom", "keycorridor",
                             "fourrooms"), "balrog_worker.envs.gridworld:MiniGridGame",
-               also_plays=_registered(("MiniGrid-", "BabyAI-"), "minigrid")),
+               also_plays=_registered(("MiniGrid-", "BabyAI-"), "minigrid"),
+               unavailable=_minigrid_unavailable),
     )
 }
 
@@ -156,10 +173,12 @@ def check_env_task(env: str, task: str) -> None:
     if env not in FAMILIES:
         raise ValueError(f"unknown env {env!r}; available: {', '.join(FAMILIES)}")
     family = FAMILIES[env]
-    if task in family.tasks and (reason := family.unavailable(task)):
+    listed = task in family.tasks
+    played = listed or family.also_plays(task)
+    if played and (reason := family.unavailable(task)):
         raise ValueError(reason)
     tasks = family.task_ids()
-    if task not in tasks and not family.also_plays(task):
+    if task not in tasks and not played:
         raise ValueError(f"unknown task {task!r} for env {env!r}; available: {', '.join(tasks)}"
                          " (`balrog-worker envs` lists every id)")
 
