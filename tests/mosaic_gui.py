@@ -121,8 +121,7 @@ def make_host(main_window):
     from PyQt6 import QtWidgets
 
     window_class = main_window.MainWindow
-    namespace = {name: getattr(window_class, name) for name in HANDLERS
-                 if hasattr(window_class, name)}
+    namespace = {name: getattr(window_class, name) for name in HANDLERS}
     host_class = type("Host", (LogConstantMixin,), namespace)
     host = host_class()
     host._logger = main_window._LOGGER if hasattr(main_window, "_LOGGER") else None
