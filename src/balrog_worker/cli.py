@@ -137,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("--out", type=Path, default=Path("reports"))
     aggregate.set_defaults(handler=cmd_aggregate)
 
+    importer = sub.add_parser(
+        "import-balrog", help="BALROG's published submissions (balrog-ai/experiments) as "
+        "cells beside a run's: reference rows of the leaderboard")
+    importer.add_argument("submissions", type=Path, nargs="+",
+                          help="submission folders (submissions/LLM/<date>_<agent>_<model>)")
+    importer.add_argument("--out", type=Path, required=True,
+                          help="results directory to write the imported cells into")
+    importer.set_defaults(handler=cmd_import_balrog)
+
+    exporter = sub.add_parser(
+        "export-balrog", help="a run's BALROG games as a submission folder for BALROG's "
+        "leaderboard")
+    exporter.add_argument("results", type=Path, help="directory holding cell directories")
+    exporter.add_argument("--out", type=Path, required=True,
+                          help="the submission folder to write (new or empty)")
+    exporter.add_argument("--model", default=None, help="the row to export, where the "
+                          "results hold several models")
+    exporter.add_argument("--agent", default=None, help="the row's agent, likewise")
+    exporter.set_defaults(handler=cmd_export_balrog)
+
     figures = sub.add_parser("figures", help="draw the figures from aggregated tables")
     figures.add_argument("tables", type=Path, nargs="?", default=Path("reports/tables"))
     figures.add_argument("--out", type=Path, default=Path("reports/figures"))
@@ -332,6 +352,39 @@ def cmd_aggregate(args) -> int:
         write_leaderboard(args.results, args.out)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+    return 0
+
+
+def cmd_import_balrog(args) -> int:
+    from balrog_worker.balrog_import import SubmissionError, import_submissions
+
+    try:
+        report = import_submissions(args.submissions, args.out)
+    except SubmissionError as error:
+        raise UsageError(str(error)) from None
+    print(f"imported {report.episodes} episodes ({report.steps} steps) into {report.cells} "
+          f"cells, {len(report.reference_rows)} summary-only reference rows; "
+          f"{len(report.skipped)} files skipped (said above)", file=sys.stderr)
+    return 0
+
+
+def cmd_export_balrog(args) -> int:
+    from balrog_worker.balrog_export import ExportError, export_submission
+
+    if not args.results.is_dir():
+        raise UsageError(f"results directory not found: {args.results}")
+    try:
+        report = export_submission(args.results, args.out, model=args.model,
+                                   agent=args.agent)
+    except ExportError as error:
+        raise UsageError(str(error)) from None
+    for line in report.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    summary = report.summary
+    print(f"wrote {report.episodes} episodes of {', '.join(report.envs)} to {args.out}: "
+          f"overall {summary['average_progress']:.2f}% ± {summary['standard_error']:.2f}%; "
+          f"fill in {args.out}/metadata.yaml and README.md, then open a pull request to "
+          "balrog-ai/experiments", file=sys.stderr)
     return 0
 
 

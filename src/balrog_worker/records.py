@@ -158,6 +158,16 @@ class GameFacts:
     contested_rate: float | None = None
 
 
+@dataclass(frozen=True)
+class PublishedFacts:
+    """What an episode imported from BALROG's leaderboard carries (balrog_import.py):
+    the submission it was published in, and what is known of the protocol it played.
+    Episodes of this project's runs have neither."""
+
+    published: str | None = None
+    protocol_notes: str | None = None
+
+
 def _flat(record) -> dict:
     """A record as the flat JSON object stored: keys, usage and facts inlined."""
     out: dict = {}

@@ -96,10 +96,62 @@ def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
         pl.format("{}/{}", pl.col("envs"), pl.lit(len(BALROG_ENVS))).alias("coverage"),
     )
     wide = envs.pivot(on="env", index=GROUP, values=["progression", "progression_se"])
-    wording = _wording(episodes.filter(pl.col("env").is_in(BALROG_ENVS)))
-    return (totals.join(wide, on=GROUP).join(wording, on=GROUP, how="left")
+    balrog = episodes.filter(pl.col("env").is_in(BALROG_ENVS))
+    return (totals.join(wide, on=GROUP).join(_wording(balrog), on=GROUP, how="left")
+            .join(_published(balrog), on=GROUP, how="left")
             .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
                   nulls_last=True))
+
+
+def _published(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Per row, the BALROG submission its episodes were imported from (null for this
+    project's own runs) and what is known of the protocol they played."""
+    def joined(name: str) -> pl.Expr:
+        column = pl.col(name) if name in episodes.columns else pl.lit(None, pl.String)
+        return column.drop_nulls().unique().sort().str.join("; ")
+
+    return (episodes.group_by(GROUP).agg(joined("published"), joined("protocol_notes"))
+            .with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c)
+                          for c in ("published", "protocol_notes")))
+
+
+def reference_rows(results: str | Path) -> pl.DataFrame | None:
+    """Rows of published submissions that have no episodes, only their summary
+    (``import-balrog`` writes them to ``published/`` under the results), in the
+    leaderboard's columns; their overall follows BALROG's rule from their figures."""
+    from balrog_worker import documents
+    from balrog_worker.balrog_import import PUBLISHED
+
+    rows = []
+    for path in sorted(Path(results).glob(f"{PUBLISHED}/*.json")):
+        try:
+            data = documents.load_json(documents.read_text(path, limit=1 << 20))
+            environments = data["environments"]
+            row = {"model": str(data["model"]), "agent": str(data["agent"]),
+                   "published": str(data["submission"]), "summary_only": True}
+            notes = []
+            for env in BALROG_ENVS:
+                figures = environments.get(env)
+                if figures:
+                    row[f"progression_{env}"] = float(figures["progression"])
+                    row[f"progression_se_{env}"] = float(figures["progression_se"])
+                    notes += figures.get("protocol_notes") or []
+        except (documents.DocumentError, KeyError, TypeError, ValueError,
+                AttributeError) as error:
+            log.warning("%s: not a reference row (%s); left out", path, error)
+            continue
+        played = [env for env in BALROG_ENVS if f"progression_{env}" in row]
+        means = [row[f"progression_{env}"] for env in played]
+        ses = [row[f"progression_se_{env}"] for env in played]
+        complete = len(played) == len(BALROG_ENVS)
+        row.update(envs=len(played), coverage=f"{len(played)}/{len(BALROG_ENVS)}",
+                   progression=sum(means) / len(means) if complete else None,
+                   progression_se=(sum(se * se for se in ses) ** 0.5 / len(ses)
+                                   if complete else None),
+                   protocol_notes="; ".join(sorted(set(notes))) or None,
+                   balrog_wording=True, prompt_wording="balrog@published")
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else None
 
 
 def _wording(episodes: pl.DataFrame) -> pl.DataFrame:
@@ -130,7 +182,10 @@ def _coverage_note(table: pl.DataFrame) -> str:
             f"({', '.join(BALROG_ENVS)}); a row gets one only if it played all six, and "
             "shows its coverage otherwise. Rows marked * asked the model in other words "
             "than BALROG's (the same information; see docs/protocol.md): wording changes "
-            "scores, so they are not BALROG's leaderboard numbers.")
+            "scores, so they are not BALROG's leaderboard numbers. Rows marked † are "
+            "published on BALROG's leaderboard (balrog-ai/experiments), imported with "
+            "`import-balrog`; leaderboard.csv says which submission and what is known of "
+            "the protocol it played (protocol_notes).")
     if missing:
         note += f" Not available in this version: {', '.join(missing)}, so no row can have one."
     elif table.height and table["progression"].is_null().all():
@@ -144,12 +199,13 @@ def _markdown(table: pl.DataFrame, env_names: list[str]) -> str:
     for row in table.iter_rows(named=True):
         overall_cell = ("–" if row["progression"] is None
                         else f"{row['progression']:.1f} ± {row['progression_se']:.1f}")
-        marked = "" if row.get("balrog_wording") else "*"
+        marked = ("" if row.get("balrog_wording") else "*") + (
+            " †" if row.get("published") else "")
         cells = [row["model"] + marked, row["agent"], overall_cell]
         for env in env_names:
             mean, se = row.get(f"progression_{env}"), row.get(f"progression_se_{env}")
             cells.append("–" if mean is None else f"{mean:.1f} ± {se:.1f}")
-        cells += [row["coverage"], str(row["episodes"])]
+        cells += [row["coverage"], "–" if row.get("episodes") is None else str(row["episodes"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -193,6 +249,11 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     episodes = load_episodes(results)
     envs = per_env(episodes)
     board = leaderboard(episodes)
+    references = reference_rows(results)
+    if references is not None:
+        board = (pl.concat([board, references], how="diagonal_relaxed")
+                 .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
+                       nulls_last=True))
     env_names = [e for e in BALROG_ENVS if e in set(envs["env"].to_list())]
     board.write_csv(tables / "leaderboard.csv")
     (tables / "leaderboard.md").write_text(_markdown(board, env_names))
@@ -213,6 +274,7 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     metrics = {"leaderboard": {}, "other_envs": {}}
     for row in board.iter_rows(named=True):
         entry = {"overall": None if row["progression"] is None else round(row["progression"], 3),
+                 "published": row.get("published"),
                  "overall_se": (None if row["progression_se"] is None
                                 else round(row["progression_se"], 3)),
                  "coverage": row["coverage"]}

@@ -20,6 +20,7 @@ import polars as pl
 from balrog_worker.records import (
     EpisodeRecord,
     GameFacts,
+    PublishedFacts,
     StepRecord,
     game_fact_names,
     is_finite,
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 # analysis never reads (observations, completions) is left out of the step scan.
 _MULTIGRID = game_fact_names()  # a frame keeps these only when some record has them
 EPISODE_SCHEMA: dict[str, pl.DataType] = {**polars_schema(EpisodeRecord),
-                                          **polars_schema(GameFacts)}
+                                          **polars_schema(GameFacts),
+                                          **polars_schema(PublishedFacts)}
 STEP_SCHEMA: dict[str, pl.DataType] = polars_schema(
     StepRecord, skip=("observation", "completion", "reasoning", "candidate", "action",
                       "reward", "terminated", "truncated"))
