@@ -67,15 +67,16 @@ def test_a_published_submission_imported_gives_its_published_figures(tmp_path):
     assert first[1]["observation"].endswith("a wall 2 steps left")  # what step 0 left
 
 
-def write_submission(folder: Path, episodes: dict[str, dict], csvs: dict[str, str] = {},
-                     summary: dict | None = None, metadata: str | None = None) -> Path:
+def write_submission(folder: Path, episodes: dict[str, dict],
+                     csvs: dict[str, str] | None = None, summary: dict | None = None,
+                     metadata: str | None = None) -> Path:
     """A submission folder in BALROG's layout, from relative paths and contents."""
     folder.mkdir(parents=True)
     for relative, data in episodes.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(data if isinstance(data, str) else json.dumps(data))
-    for relative, text in csvs.items():
+    for relative, text in (csvs or {}).items():
         (folder / relative).write_text(text)
     if summary is not None:
         (folder / "summary.json").write_text(json.dumps(summary))
@@ -197,3 +198,46 @@ def test_export_then_import_gives_back_the_same_row(run, tmp_path):
         export_submission(run, tmp_path / "submission")
     with pytest.raises(ExportError, match="no cell"):
         export_submission(run, tmp_path / "other", model="nobody")
+
+
+@needs_sample
+def test_the_report_shows_a_run_beside_published_rows_marked_as_such(run, tmp_path):
+    """The page, in a headless browser: the published row's cells are shaded (read off a
+    screenshot), the run's are not, and the figure hatches the published bars."""
+    from balrog_worker.analysis.figures import draw_figures
+    from balrog_worker.analysis.report import write_report
+    from tests.browser import Browser
+
+    results = tmp_path / "results"
+    shutil.copytree(run, results)
+    import_submissions([SAMPLE], results)
+    write_leaderboard(results, tmp_path / "reports")
+    draw_figures(tmp_path / "reports" / "tables", tmp_path / "reports" / "figures")
+    page = write_report(tmp_path / "reports", tmp_path / "reports" / "index.html")
+    browser = Browser(tmp_path / "profile", width=1400, height=1000)
+    try:
+        browser.open(page.resolve().as_uri())
+        browser.wait_for("document.readyState === 'complete' && "
+                         "document.querySelector('#leaderboard tr.published') !== null")
+        rows = browser.js("[...document.querySelectorAll('#leaderboard tbody tr')]"
+                          ".map(r => [r.classList.contains('published'), r.innerText])")
+        colours = []
+        for number in range(len(rows)):  # each row's second cell, as the screen shows it
+            x, y = browser.js(f"""(() => {{
+                const cell = document.querySelectorAll('#leaderboard tbody tr')[{number}]
+                    .cells[1];
+                cell.scrollIntoView({{block: 'center'}});
+                const box = cell.getBoundingClientRect();
+                return [Math.round(box.left + 3), Math.round(box.top + 4)];
+            }})()""")
+            colours.append(tuple(int(c) for c in browser.screenshot()[y, x]))
+    finally:
+        browser.close()
+    [(published_text, published_colour)] = [(text, colour) for (published, text), colour
+                                            in zip(rows, colours, strict=True) if published]
+    [(own_text, own_colour)] = [(text, colour) for (published, text), colour
+                                in zip(rows, colours, strict=True) if not published]
+    assert "20241030_naive-Llama-3.2-1B-Instruct" in published_text and "random" in own_text
+    shade = (0xFF, 0xF1, 0xC9)
+    assert all(abs(a - b) <= 6 for a, b in zip(published_colour, shade, strict=True))
+    assert min(own_colour) > 240  # the run's row: white, not shaded

@@ -30,38 +30,49 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 
 def _grouped_bars(ax, frame: pl.DataFrame, x: str, categories: list[str], colours: dict,
-                  n_prefix: str, fontsize: int) -> None:
+                  n_prefix: str, fontsize: int, hatched: frozenset = frozenset()) -> None:
     """Bars of mean progression (SE whiskers) per ``x`` category, one bar of each group
-    ("entry" column, coloured by ``colours``) side by side, n written above each bar."""
+    ("entry" column, coloured by ``colours``) side by side, n written above each bar;
+    entries in ``hatched`` (published rows) are hatched."""
     width = 0.8 / len(colours)
     for k, (entry, colour) in enumerate(colours.items()):
         rows = frame.filter(pl.col("entry") == entry)
         xs = [categories.index(c) + (k - (len(colours) - 1) / 2) * width for c in rows[x]]
         ax.bar(xs, rows["progression"], width, yerr=rows["progression_se"], capsize=2,
-               color=colour, label=entry)
+               color=colour, label=entry, hatch="///" if entry in hatched else None,
+               edgecolor="white" if entry in hatched else None)
         for xi, yi, n in zip(xs, rows["progression"], rows["episodes"], strict=True):
-            ax.annotate(f"{n_prefix}{n}", (xi, yi), xytext=(0, 2), textcoords="offset points",
+            label = "" if n is None else f"{n_prefix}{n}"
+            ax.annotate(label, (xi, yi), xytext=(0, 2), textcoords="offset points",
                         ha="center", fontsize=fontsize)
 
 
 def leaderboard_figure(per_env: pl.DataFrame, out: Path, name: str = "leaderboard",
                        title: str = "BALROG progression by environment") -> list[Path]:
-    """Mean progression per environment for each model/agent, with SE bars and n."""
+    """Mean progression per environment for each model/agent, with SE bars and n; rows
+    published on BALROG's leaderboard (imported) are hatched and marked † in the legend."""
+    published = (pl.col("published").is_not_null() if "published" in per_env.columns
+                 else pl.lit(False))
     frame = per_env.with_columns(
-        (pl.col("model") + " / " + pl.col("agent")).alias("entry")
+        (pl.col("model") + " / " + pl.col("agent")
+         + pl.when(published).then(pl.lit(" †")).otherwise(pl.lit(""))).alias("entry"),
+        published.alias("is_published"),
     ).sort(["env", "entry"])
+    hatched = frozenset(frame.filter(pl.col("is_published"))["entry"].to_list())
     entries = frame["entry"].unique(maintain_order=True).to_list()
     env_names = frame["env"].unique(maintain_order=True).to_list()
     colours = dict(zip(entries, sns.color_palette(PALETTE, len(entries)), strict=True))
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(env_names) * max(1, len(entries) / 2), 3.6))
-    _grouped_bars(ax, frame, "env", env_names, colours, n_prefix="n=", fontsize=7)
+    _grouped_bars(ax, frame, "env", env_names, colours, n_prefix="n=", fontsize=7,
+                  hatched=hatched)
     ax.set_xticks(range(len(env_names)), env_names)
     ax.set_ylabel("Progression (%, mean ± SE)")
     ax.set_xlabel("Environment")
     ax.set_ylim(0, 105)
     ax.set_title(title)
-    ax.legend(title="model / agent", fontsize=8, frameon=False, loc="upper left",
-              bbox_to_anchor=(1.0, 1.0))
+    ax.legend(title="model / agent" + ("  († published on BALROG's leaderboard)"
+                                       if hatched else ""),
+              fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     sns.despine(fig)
     return _save(fig, out, name)
 

@@ -115,6 +115,19 @@ def _published(episodes: pl.DataFrame) -> pl.DataFrame:
                           for c in ("published", "protocol_notes")))
 
 
+def _reference_per_env(references: pl.DataFrame) -> pl.DataFrame:
+    """The per-environment rows of summary-only reference rows."""
+    rows = []
+    for row in references.iter_rows(named=True):
+        for env in BALROG_ENVS:
+            if row.get(f"progression_{env}") is not None:
+                rows.append({"model": row["model"], "agent": row["agent"], "env": env,
+                             "progression": row[f"progression_{env}"],
+                             "progression_se": row[f"progression_se_{env}"],
+                             "published": row["published"]})
+    return pl.DataFrame(rows)
+
+
 def reference_rows(results: str | Path) -> pl.DataFrame | None:
     """Rows of published submissions that have no episodes, only their summary
     (``import-balrog`` writes them to ``published/`` under the results), in the
@@ -247,13 +260,15 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     episodes = load_episodes(results)
-    envs = per_env(episodes)
+    envs = per_env(episodes).join(_published(episodes).select(*GROUP, "published"),
+                                  on=GROUP, how="left")
     board = leaderboard(episodes)
     references = reference_rows(results)
     if references is not None:
         board = (pl.concat([board, references], how="diagonal_relaxed")
                  .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
                        nulls_last=True))
+        envs = pl.concat([envs, _reference_per_env(references)], how="diagonal_relaxed")
     env_names = [e for e in BALROG_ENVS if e in set(envs["env"].to_list())]
     board.write_csv(tables / "leaderboard.csv")
     (tables / "leaderboard.md").write_text(_markdown(board, env_names))

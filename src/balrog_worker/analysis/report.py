@@ -67,6 +67,7 @@ th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 .note { color: #555; } .scroll { overflow-x: auto; } code { font-size: 0.9em; }
 .animations { display: flex; gap: 1rem; } img.animation { image-rendering: pixelated;
   width: 160px; }
+tr.published td { background: #fff1c9; font-style: italic; }
 """
 _COUNT_SHOWN = """
 window.addEventListener("load", () => {
@@ -93,13 +94,23 @@ def html_table(table: pl.DataFrame, source: str) -> str:
     def cls(name: str) -> str:
         return ' class="text"' if name in text else ""
 
-    head = "".join(f"<th{cls(n)}>{html.escape(n)}</th>" for n in table.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td{cls(n)}>{_cell(v)}</td>" for n, v in row.items()) + "</tr>"
-        for row in table.head(MAX_ROWS).iter_rows(named=True)
-    )
     more = (f'<p class="note">First {MAX_ROWS} of {table.height} rows; all in '
             f"<code>{html.escape(source)}</code>.</p>" if table.height > MAX_ROWS else "")
+
+    def row_cls(row: dict) -> str:  # a row published on BALROG's leaderboard
+        return ' class="published"' if row.get("published") else ""
+
+    head = "".join(f"<th{cls(n)}>{html.escape(n)}</th>" for n in table.columns)
+    rows = "".join(
+        f"<tr{row_cls(row)}>" + "".join(f"<td{cls(n)}>{_cell(v)}</td>"
+                                        for n, v in row.items()) + "</tr>"
+        for row in table.head(MAX_ROWS).iter_rows(named=True)
+    )
+    if "published" in table.columns and table["published"].is_not_null().any():
+        more += ('<p class="note">Shaded rows are published on BALROG\'s leaderboard '
+                 "(balrog-ai/experiments), imported beside this run's rows; "
+                 "<code>published</code> names the submission and <code>protocol_notes</code> "
+                 "what is known to differ in the protocol it played.</p>")
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>{more}")
 
