@@ -241,3 +241,20 @@ def test_the_report_shows_a_run_beside_published_rows_marked_as_such(run, tmp_pa
     shade = (0xFF, 0xF1, 0xC9)
     assert all(abs(a - b) <= 6 for a, b in zip(published_colour, shade, strict=True))
     assert min(own_colour) > 240  # the run's row: white, not shaded
+
+
+@needs_sample
+def test_the_viewer_shows_a_published_episode_from_its_records(tmp_path):
+    from balrog_worker.viewer import data
+
+    import_submissions([SAMPLE], tmp_path / "results")
+    [cell] = [p for p in (tmp_path / "results").iterdir() if p.name.endswith("pick_up_seq_go_to")]
+    shown = data.episode(cell, 1)
+    records = [s for s in read_jsonl(cell / "steps.jsonl")[0] if s["episode_index"] == 1]
+    assert shown["published"] == SAMPLE.name and shown["mismatches"] == []
+    assert len(shown["steps"]) == len(records) + 1 == shown["episode"]["num_steps"] + 1
+    first = shown["steps"][0]["players"]["agent_0"]
+    assert (first["candidate"], first["valid"], first["action"]) == (
+        "turn forward\nturn left\ndrop\ntoggle", False, "go forward")
+    with pytest.raises(KeyError):
+        data.episode(cell, 99)

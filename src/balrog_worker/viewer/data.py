@@ -118,10 +118,46 @@ def png_url(frame) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(frame)).decode()
 
 
+def _imported_from(path: Path) -> str | None:
+    """The BALROG submission a cell was imported from (None for a run of ours)."""
+    try:
+        summary = documents.load_json(documents.read_text(path / SUMMARY,
+                                                          limit=MAX_SUMMARY_BYTES))
+    except (FileNotFoundError, documents.DocumentError):
+        return None
+    imported = _mapping(summary, "imported")
+    submission = imported.get("submission")
+    return str(submission)[:200] if imported else None
+
+
+def recorded_episode(path: Path, index: int, submission: str) -> dict:
+    """A published episode (imported from BALROG's leaderboard) as its records have it:
+    its trajectory, without frames (BALROG's seeds drew other games than ours, so it is
+    not replayed)."""
+    from balrog_worker.store import STEPS
+
+    records, _ = read_jsonl(path / STEPS) if (path / STEPS).is_file() else ([], 0)
+    mine = sorted((r for r in records if r.get("episode_index") == index and
+                   is_count(r.get("step"))), key=lambda r: r["step"])
+    known = {row["episode_index"]: row for row in episodes(path)}
+    if index not in known:
+        raise KeyError(index)
+    steps = [{"step": r["step"], "frames": {},
+              "players": {str(r.get("agent_id", "agent_0")): {
+                  key: r.get(key) for key in STEP_FIELDS}}, "facts": {}} for r in mine]
+    steps.append({"step": len(steps), "frames": {}, "players": {}, "facts": {}})
+    return {"cell": path.name, "episode": known[index], "steps": steps, "mismatches": [],
+            "multi_agent": False, "published": submission}
+
+
 def episode(path: Path, index: int) -> dict:
     """Episode ``index`` step by step: what each player was shown and did, its frames
     (replayed), the game's facts after each step, and any disagreement of the replay
-    with the records."""
+    with the records. A published episode imported from BALROG's leaderboard is shown
+    from its records (``recorded_episode``)."""
+    submission = _imported_from(path)
+    if submission is not None:
+        return recorded_episode(path, index, submission)
     replay = Replay(path, index)
     steps, mismatches = [], []
     for replayed in replay:
