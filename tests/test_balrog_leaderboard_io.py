@@ -105,8 +105,11 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
         "minigrid/x/x_run_00.json": episode("x", 1.0),  # not one of BALROG's envs
     }, csvs={goto.format(0)[:-5] + ".csv":
              "Step,Action,Reasoning,Observation,Reward,Done\n0,go forward,,a ball,1.0,True\n"},
-        metadata='name: "GPT Test"\ndate: "2025-01-01"\n')
+        metadata='name: "GPT |\\n Test"\ndate: "2025-01-01"\n')  # a table-breaking name
     (full / "babyai" / "link_run_00.json").symlink_to("/dev/null")
+    outside = write_submission(tmp_path / "outside", {
+        "goto_run_07.json": episode("BabyAI-MixedTrainLocal-v0/goto", 1.0)})
+    (full / "babyai" / "linked").symlink_to(outside)  # a folder link: not followed
     old = write_submission(tmp_path / "VLM" / "20240924_naive-Old", {}, summary={
         "average_progress": 20.0, "standard_error": 1.0, "environments": {
             "babyai": {"progression_percentage": 10.0, "standard_error": 2.0,
@@ -219,13 +222,13 @@ def test_the_report_shows_a_run_beside_published_rows_marked_as_such(run, tmp_pa
         browser.open(page.resolve().as_uri())
         browser.wait_for("document.readyState === 'complete' && "
                          "document.querySelector('#leaderboard tr.published') !== null")
-        rows = browser.js("[...document.querySelectorAll('#leaderboard tbody tr')]"
+        board = "document.querySelector('#leaderboard table')"  # the leaderboard's own
+        rows = browser.js(f"[...{board}.querySelectorAll('tbody tr')]"
                           ".map(r => [r.classList.contains('published'), r.innerText])")
         colours = []
         for number in range(len(rows)):  # each row's second cell, as the screen shows it
             x, y = browser.js(f"""(() => {{
-                const cell = document.querySelectorAll('#leaderboard tbody tr')[{number}]
-                    .cells[1];
+                const cell = {board}.querySelectorAll('tbody tr')[{number}].cells[1];
                 cell.scrollIntoView({{block: 'center'}});
                 const box = cell.getBoundingClientRect();
                 return [Math.round(box.left + 3), Math.round(box.top + 4)];
@@ -258,3 +261,24 @@ def test_the_viewer_shows_a_published_episode_from_its_records(tmp_path):
         "turn forward\nturn left\ndrop\ntoggle", False, "go forward")
     with pytest.raises(KeyError):
         data.episode(cell, 99)
+
+
+@needs_sample
+def test_where_a_run_stands_among_the_published_rows(run, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(run, results)
+    import_submissions([SAMPLE], results)
+    write_leaderboard(results, tmp_path / "reports")
+    tables = tmp_path / "reports" / "tables"
+    board = pl.read_csv(tables / "leaderboard.csv")
+    mine = board.filter(pl.col("published").is_null()).row(0, named=True)
+    theirs = board.filter(pl.col("published").is_not_null()).row(0, named=True)
+    versus = pl.read_csv(tables / "vs_published.csv")
+    assert versus["env"].to_list() == [
+        "babyai", "babaisai", "textworld", "crafter", "minihack", "nethack", "overall"]
+    for row in versus.iter_rows(named=True):
+        key = "progression" if row["env"] == "overall" else f"progression_{row['env']}"
+        assert row["progression"] == pytest.approx(mine[key])
+        assert row["rank"] == (1 if mine[key] >= theirs[key] else 2)
+        side = "published_below" if row["rank"] == 1 else "published_above"
+        assert row[side].startswith(theirs["model"]) and f"{theirs[key]:.1f}" in row[side]

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -85,7 +86,22 @@ def _date_of(folder: Path, metadata: dict) -> str | None:
 
 
 def _text(value: object, limit: int = 200) -> str | None:
-    return value[:limit] if isinstance(value, str) and value.strip() else None
+    """A name from the submission's files, fit for a table cell: one line of printable
+    text without the characters that shape a markdown table (None where there is none)."""
+    if not isinstance(value, str):
+        return None
+    text = re.sub(r"[\s|`]+", " ", "".join(c for c in value if c.isprintable() or c.isspace()))
+    return text.strip()[:limit] or None
+
+
+def _json_files(directory: Path) -> list[Path]:
+    """The .json files below ``directory``, sorted; links (to files or folders) are not
+    followed, so nothing outside the submission is read."""
+    found = []
+    for root, folders, files in os.walk(directory, followlinks=False):
+        folders.sort()
+        found += [Path(root) / name for name in files if name.endswith(".json")]
+    return sorted(found)
 
 
 def _metadata(folder: Path, report: ImportReport) -> dict:
@@ -126,7 +142,7 @@ def _import_one(folder: Path, out: Path, report: ImportReport) -> None:
     for env_dir in sorted(folder.iterdir()):
         if env_dir.name not in OUR_ENV or env_dir.is_symlink() or not env_dir.is_dir():
             continue
-        for path in sorted(env_dir.rglob("*.json")):
+        for path in _json_files(env_dir):
             if path.name.endswith("_summary.json"):
                 continue
             episode = _episode_json(path, folder, report)

@@ -128,6 +128,44 @@ def _reference_per_env(references: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def versus_published(board: pl.DataFrame) -> pl.DataFrame | None:
+    """Where each of the run's own rows stands among the published ones, per BALROG
+    environment and overall: its progression ± SE, its rank among the published rows with
+    a figure there (1: above them all), and the published rows just above and below it
+    with their published SE. None when the board has no published row or no own row."""
+    if "published" not in board.columns:
+        return None
+    published = board.filter(pl.col("published").is_not_null())
+    own = board.filter(pl.col("published").is_null())
+    if published.is_empty() or own.is_empty():
+        return None
+    rows = []
+    for mine in own.iter_rows(named=True):
+        for env in (*BALROG_ENVS, None):
+            mean_key = f"progression_{env}" if env else "progression"
+            se_key = f"progression_se_{env}" if env else "progression_se"
+            if mine.get(mean_key) is None:
+                continue
+            others = sorted(((r[mean_key], r[se_key], f"{r['model']} / {r['agent']}")
+                             for r in published.iter_rows(named=True)
+                             if r.get(mean_key) is not None), reverse=True)
+            if not others:
+                continue
+            above = [o for o in others if o[0] > mine[mean_key]]
+            below = [o for o in others if o[0] <= mine[mean_key]]
+
+            def describe(entry) -> str | None:
+                return None if entry is None else f"{entry[2]}: {entry[0]:.1f} ± {entry[1]:.1f}"
+
+            rows.append({"model": mine["model"], "agent": mine["agent"],
+                         "env": env or "overall", "progression": mine[mean_key],
+                         "progression_se": mine[se_key], "rank": len(above) + 1,
+                         "published_rows": len(others),
+                         "published_above": describe(above[-1] if above else None),
+                         "published_below": describe(below[0] if below else None)})
+    return pl.DataFrame(rows) if rows else None
+
+
 def reference_rows(results: str | Path) -> pl.DataFrame | None:
     """Rows of published submissions that have no episodes, only their summary
     (``import-balrog`` writes them to ``published/`` under the results), in the
@@ -148,7 +186,8 @@ def reference_rows(results: str | Path) -> pl.DataFrame | None:
                 if figures:
                     row[f"progression_{env}"] = float(figures["progression"])
                     row[f"progression_se_{env}"] = float(figures["progression_se"])
-                    notes += figures.get("protocol_notes") or []
+                    notes += [note for note in figures.get("protocol_notes") or []
+                              if isinstance(note, str)]
         except (documents.DocumentError, KeyError, TypeError, ValueError,
                 AttributeError) as error:
             log.warning("%s: not a reference row (%s); left out", path, error)
@@ -271,6 +310,10 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
         envs = pl.concat([envs, _reference_per_env(references)], how="diagonal_relaxed")
     env_names = [e for e in BALROG_ENVS if e in set(envs["env"].to_list())]
     board.write_csv(tables / "leaderboard.csv")
+    (tables / "vs_published.csv").unlink(missing_ok=True)  # from an earlier aggregate
+    versus = versus_published(board)
+    if versus is not None:
+        versus.write_csv(tables / "vs_published.csv")
     (tables / "leaderboard.md").write_text(_markdown(board, env_names))
     (tables / "leaderboard.tex").write_text(_latex(board, env_names))
     others = other_envs(episodes)

@@ -46,7 +46,7 @@ SECTIONS = [
 ]
 # The tables shown under each section's figure.
 TABLES = {
-    "leaderboard": ["leaderboard"],
+    "leaderboard": ["leaderboard", "vs_published"],
     "other_envs": ["other_envs"],
     "per_task": ["per_task"],
     "usage": ["usage"],
