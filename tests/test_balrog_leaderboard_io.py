@@ -100,6 +100,7 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
         goto.format(2): episode("BabyAI-MixedTrainLocal-v0/goto", 0.5, new_field=[1, 2]),
         goto.format(3): "{not json",
         goto.format(4): episode("BabyAI-MixedTrainLocal-v0/goto", "abc"),
+        goto.format(5): episode("///", 0.5),  # names nothing
         "crafter/default/default_run_00.json": episode("default", 0.25, seed=1),
         "crafter/crafter_summary.json": {"ignored": True},
         "minigrid/x/x_run_00.json": episode("x", 1.0),  # not one of BALROG's envs
@@ -122,7 +123,7 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
     report = import_submissions([full, old], tmp_path / "results")
     assert (report.cells, report.episodes, report.steps) == (2, 4, 1)
     assert report.reference_rows == ["20240924_naive-Old"]
-    assert len(report.skipped) == 4 and all("\n" not in line for line in report.skipped)
+    assert len(report.skipped) == 5 and all("\n" not in line for line in report.skipped)
     assert any("progression 'abc'" in line for line in report.skipped)
     results = tmp_path / "results"
     text = "".join(p.read_text() for p in results.rglob("*") if p.is_file())

@@ -124,8 +124,8 @@ def import_submissions(folders: list[Path], out: Path) -> ImportReport:
             raise SubmissionError(f"{folder}: not a folder")
         if not (folder / SUMMARY).is_file() and not any(
                 (folder / env).is_dir() for env in OUR_ENV):
-            raise SubmissionError(f"{folder}: not a BALROG submission (no {SUMMARY} and no "
-                               f"environment folder: {', '.join(OUR_ENV)})")
+            raise SubmissionError(f"{folder}: not a BALROG submission (no {SUMMARY} and "
+                                  f"no environment folder: {', '.join(OUR_ENV)})")
     out.mkdir(parents=True, exist_ok=True)
     report = ImportReport()
     for folder in folders:
@@ -191,8 +191,9 @@ def _episode_json(path: Path, folder: Path, report: ImportReport) -> dict | None
         report.skip(where, "not a JSON object")
         return None
     task, progression = data.get("task"), data.get("progression")
-    if not isinstance(task, str) or not task or len(task) > 200:
-        report.skip(where, "no task name")
+    if not isinstance(task, str) or not re.fullmatch(r"[\w./:+ -]{1,200}", task) or not (
+            re.search(r"[A-Za-z0-9]", task)):
+        report.skip(where, f"task {str(task)[:40]!r} is not a task name")
         return None
     if not is_finite(progression) or not 0 <= progression <= 1:
         report.skip(where, f"progression {str(progression)[:40]!r} is not a number in [0, 1]")
@@ -210,7 +211,11 @@ def _write_cell(folder: Path, out: Path, model: str, agent: str, their_env: str,
     env, task = envs.canonical(OUR_ENV[their_env], their_task)
     task = task or their_task
     cell = Cell(model, agent, env, task)
-    directory = out / cell.slug
+    try:
+        directory = out / cell.slug
+    except ValueError as error:  # a name with nothing to name a directory by
+        report.skip(f"{folder.name}/{their_env}/{their_task}", str(error))
+        return
     if (directory / CELL_SUMMARY).is_file():
         try:
             existing = json.loads((directory / CELL_SUMMARY).read_text())
