@@ -172,6 +172,12 @@ def test_balrogs_submit_py_accepts_an_export_and_prints_our_leaderboards_figures
         ["babyai", "babaisai", "crafter", "minihack", "nle", "textworld"])
     ours = json.loads((submission / "summary.json").read_text())
     assert_figures(row, ours)
+    # BALROG's file layout: <env>/<task>/<task>_run_NN, a task's "/" making folders.
+    goto = "BabyAI-MixedTrainLocal-v0/goto"
+    assert (submission / "babyai" / goto / f"{goto}_run_00.json").is_file()
+    assert (submission / "babaisai" / "env/goto_win" / "env/goto_win_run_02.csv").is_file()
+    assert (submission / "nle" / "NetHackChallenge-v0" / "NetHackChallenge-v0_run_01.json"
+            ).is_file()
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(EXPERIMENTS / "submit.py", site)

@@ -161,7 +161,8 @@ def _write_episodes(directory: Path, env_dir: Path, task: str, settings: dict,
             "seed": episode.get("seed"),
             **settings,
         }
-        stem = folder / Path(task).name
+        stem = folder / task  # BALROG's: <env>/<task>/<task>_run_NN (a task may hold a /)
+        stem.parent.mkdir(parents=True, exist_ok=True)
         Path(f"{stem}_run_{index:02d}.json").write_text(json.dumps(data, indent=4))
         Path(f"{stem}_run_{index:02d}.csv").write_text(_trajectory(played))
         written.append(data)
