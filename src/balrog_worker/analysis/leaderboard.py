@@ -234,10 +234,12 @@ def _coverage_note(table: pl.DataFrame) -> str:
             f"({', '.join(BALROG_ENVS)}); a row gets one only if it played all six, and "
             "shows its coverage otherwise. Rows marked * asked the model in other words "
             "than BALROG's (the same information; see docs/protocol.md): wording changes "
-            "scores, so they are not BALROG's leaderboard numbers. Rows marked † are "
-            "published on BALROG's leaderboard (balrog-ai/experiments), imported with "
-            "`import-balrog`; leaderboard.csv says which submission and what is known of "
-            "the protocol it played (protocol_notes).")
+            "scores, so they are not BALROG's leaderboard numbers.")
+    if "published" in table.columns and table["published"].is_not_null().any():
+        note += (" Rows marked † are published on BALROG's leaderboard "
+                 "(balrog-ai/experiments), imported with `import-balrog`; leaderboard.csv "
+                 "says which submission and what is known of the protocol it played "
+                 "(protocol_notes).")
     if missing:
         note += f" Not available in this version: {', '.join(missing)}, so no row can have one."
     elif table.height and table["progression"].is_null().all():
