@@ -6,7 +6,11 @@ BALROG's Crafter (``balrog/environments/crafter``, its config: 64x64 world, 9x9 
 - the world is ``crafter.Env(area=(64, 64), view=(9, 9), size=(256, 256))`` with
   crafter's own length (10,000); reset plays one ``Noop`` before the first observation;
 - each step renders one extra frame (BALROG's image), which at night draws noise from
-  the world's generator, so the world evolves as BALROG's does;
+  the world's generator, so the world evolves as BALROG's does. Those draws are all a
+  text agent needs of the two renders a step makes (crafter's own and BALROG's), so they
+  are made without drawing (``_draws_of_render``), and a frame is drawn only when one is
+  asked for (a vision agent, the viewer, MOSAIC), from the generator as it stood at
+  BALROG's render: the same pixels, and the world untouched;
 - the text is BALROG's: the closest thing of each kind in a 9x7 window with its distance
   and compass direction, the cell faced, then status and inventory as short-term context.
 
@@ -194,6 +198,15 @@ def describe_inventory(inventory: dict[str, int]) -> str:
     return f"Your status:\n{vitals}\n\n{held}"
 
 
+def _draws_of_render(env: crafter.Env) -> None:
+    """What ``env.render()`` draws from the world's generator, without drawing: at night
+    (daylight under 0.5) its local view adds noise, one uniform draw per pixel of the
+    view (crafter's ``LocalView._noise``). Nothing else in a render is random."""
+    if env._world.daylight < 0.5:
+        unit = np.array(env._size) // np.array(env._view)
+        env._world.random.uniform(32, 127, tuple(env._local_view._grid * unit))
+
+
 class CrafterGame(Game):
     family = "crafter"
     default_action = "Noop"
@@ -225,6 +238,8 @@ class CrafterGame(Game):
     def reset(self, seed: int) -> Observation:
         self.env = crafter.Env(area=AREA, view=VIEW, size=FRAME_SIZE, reward=True, seed=seed)
         _ordered_chunks(self.env._world)
+        # crafter renders its image observation in every step and reset; nobody reads it.
+        self.env._obs = lambda env=self.env: _draws_of_render(env)
         self.env.reset()
         self.env.step(ACTION_INDEX["Noop"])  # BALROG's reset plays one Noop
         return self._observe()
@@ -241,6 +256,16 @@ class CrafterGame(Game):
         return len(self.unlocked()) / len(constants.achievements)
 
     def frame(self) -> np.ndarray:
+        """BALROG's image of the current step, drawn now (once) from the generator's state
+        at the step's render, which is then put back as it is."""
+        if self._frame is None:
+            generator = self.env._world.random
+            now = generator.get_state()
+            generator.set_state(self._render_state)
+            try:
+                self._frame = self.env.render()
+            finally:
+                generator.set_state(now)
         return self._frame
 
     def episode_info(self) -> dict:
@@ -248,7 +273,9 @@ class CrafterGame(Game):
 
     def _observe(self) -> Observation:
         # BALROG renders one frame per observation (its image); at night rendering draws
-        # noise from the world's generator, so it is drawn here whether or not it is used.
-        self._frame = self.env.render()
+        # noise from the world's generator: those draws are made, the frame only if asked.
+        self._render_state = self.env._world.random.get_state()
+        self._frame = None
+        _draws_of_render(self.env)
         long_term, short_term = describe_frame(self.env)
         return Observation(long_term, short_term)
