@@ -75,20 +75,13 @@ def usage_by_env(steps: pl.LazyFrame) -> pl.DataFrame:
 
 
 
-def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
-    """Wide table of BALROG's environments: per-env progression with SE, the row's
-    coverage (how many of the six it played) and BALROG's overall score, which exists only
-    for rows that played all six. Best first; rows without an overall after, by coverage."""
-    envs = per_env(episodes.filter(pl.col("env").is_in(BALROG_ENVS)))
-    totals = overall(envs, GROUP).join(
-        envs.group_by(GROUP).agg(
-            pl.col("episodes").sum(),
-            pl.col("input_tokens").sum(),
-            pl.col("output_tokens").sum(),
-            pl.col("cost_usd").sum(),
-        ),
-        on=GROUP,
-    )
+def _wide(envs: pl.DataFrame) -> pl.DataFrame:
+    """Per-environment rows (BALROG's six) as the leaderboard's wide rows: per-env
+    progression with SE, the row's coverage (how many of the six it played), its totals,
+    and BALROG's overall score, which exists only for rows that played all six."""
+    sums = [pl.col(c).sum() for c in ("episodes", "input_tokens", "output_tokens", "cost_usd")
+            if c in envs.columns]
+    totals = overall(envs, GROUP).join(envs.group_by(GROUP).agg(*sums), on=GROUP)
     complete = pl.col("envs") == len(BALROG_ENVS)
     totals = totals.with_columns(
         pl.when(complete).then(pl.col("progression")).alias("progression"),
@@ -96,11 +89,21 @@ def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
         pl.format("{}/{}", pl.col("envs"), pl.lit(len(BALROG_ENVS))).alias("coverage"),
     )
     wide = envs.pivot(on="env", index=GROUP, values=["progression", "progression_se"])
+    return totals.join(wide, on=GROUP)
+
+
+def _ranked(board: pl.DataFrame) -> pl.DataFrame:
+    """Best first; rows without an overall after, by coverage."""
+    return board.sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
+                      nulls_last=True)
+
+
+def leaderboard(episodes: pl.DataFrame) -> pl.DataFrame:
+    """Wide table of BALROG's environments (``_wide``), with whose words each row's
+    prompts were in and, for rows imported from BALROG's leaderboard, their submission."""
     balrog = episodes.filter(pl.col("env").is_in(BALROG_ENVS))
-    return (totals.join(wide, on=GROUP).join(_wording(balrog), on=GROUP, how="left")
-            .join(_published(balrog), on=GROUP, how="left")
-            .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
-                  nulls_last=True))
+    return _ranked(_wide(per_env(balrog)).join(_wording(balrog), on=GROUP, how="left")
+                   .join(_published(balrog), on=GROUP, how="left"))
 
 
 def _published(episodes: pl.DataFrame) -> pl.DataFrame:
@@ -113,19 +116,6 @@ def _published(episodes: pl.DataFrame) -> pl.DataFrame:
     return (episodes.group_by(GROUP).agg(joined("published"), joined("protocol_notes"))
             .with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c)
                           for c in ("published", "protocol_notes")))
-
-
-def _reference_per_env(references: pl.DataFrame) -> pl.DataFrame:
-    """The per-environment rows of summary-only reference rows."""
-    rows = []
-    for row in references.iter_rows(named=True):
-        for env in BALROG_ENVS:
-            if row.get(f"progression_{env}") is not None:
-                rows.append({"model": row["model"], "agent": row["agent"], "env": env,
-                             "progression": row[f"progression_{env}"],
-                             "progression_se": row[f"progression_se_{env}"],
-                             "published": row["published"]})
-    return pl.DataFrame(rows)
 
 
 def versus_published(board: pl.DataFrame) -> pl.DataFrame | None:
@@ -166,10 +156,10 @@ def versus_published(board: pl.DataFrame) -> pl.DataFrame | None:
     return pl.DataFrame(rows) if rows else None
 
 
-def reference_rows(results: str | Path) -> pl.DataFrame | None:
-    """Rows of published submissions that have no episodes, only their summary
-    (``import-balrog`` writes them to ``published/`` under the results), in the
-    leaderboard's columns; their overall follows BALROG's rule from their figures."""
+def reference_per_env(results: str | Path) -> pl.DataFrame | None:
+    """Per-environment rows of published submissions that have no episodes, only their
+    summary (``import-balrog`` writes them to ``published/`` under the results), with
+    their published figures; None where there are none."""
     from balrog_worker import documents
     from balrog_worker.balrog_import import PUBLISHED
 
@@ -177,33 +167,39 @@ def reference_rows(results: str | Path) -> pl.DataFrame | None:
     for path in sorted(Path(results).glob(f"{PUBLISHED}/*.json")):
         try:
             data = documents.load_json(documents.read_text(path, limit=1 << 20))
-            environments = data["environments"]
-            row = {"model": str(data["model"]), "agent": str(data["agent"]),
-                   "published": str(data["submission"]), "summary_only": True}
-            notes = []
+            keys = {"model": str(data["model"]), "agent": str(data["agent"]),
+                    "published": str(data["submission"])}
+            found = []
             for env in BALROG_ENVS:
-                figures = environments.get(env)
+                figures = data["environments"].get(env)
                 if figures:
-                    row[f"progression_{env}"] = float(figures["progression"])
-                    row[f"progression_se_{env}"] = float(figures["progression_se"])
-                    notes += [note for note in figures.get("protocol_notes") or []
-                              if isinstance(note, str)]
+                    notes = [note for note in figures.get("protocol_notes") or []
+                             if isinstance(note, str)]
+                    episodes = figures.get("episodes")
+                    found.append({**keys, "env": env,
+                                  "progression": float(figures["progression"]),
+                                  "progression_se": float(figures["progression_se"]),
+                                  "episodes": episodes if isinstance(episodes, int) else None,
+                                  "protocol_notes": "; ".join(notes) or None})
         except (documents.DocumentError, KeyError, TypeError, ValueError,
                 AttributeError) as error:
             log.warning("%s: not a reference row (%s); left out", path, error)
             continue
-        played = [env for env in BALROG_ENVS if f"progression_{env}" in row]
-        means = [row[f"progression_{env}"] for env in played]
-        ses = [row[f"progression_se_{env}"] for env in played]
-        complete = len(played) == len(BALROG_ENVS)
-        row.update(envs=len(played), coverage=f"{len(played)}/{len(BALROG_ENVS)}",
-                   progression=sum(means) / len(means) if complete else None,
-                   progression_se=(sum(se * se for se in ses) ** 0.5 / len(ses)
-                                   if complete else None),
-                   protocol_notes="; ".join(sorted(set(notes))) or None,
-                   balrog_wording=True, prompt_wording="balrog@published")
-        rows.append(row)
+        rows += found
     return pl.DataFrame(rows, infer_schema_length=None) if rows else None
+
+
+def reference_board(envs: pl.DataFrame) -> pl.DataFrame:
+    """The leaderboard's rows of summary-only submissions (``reference_per_env``): their
+    overall follows BALROG's rule from their published figures."""
+    marks = envs.group_by(GROUP).agg(
+        pl.col("published").first(),
+        pl.col("protocol_notes").drop_nulls().unique().sort().str.join("; "),
+    ).with_columns(pl.when(pl.col("protocol_notes") != "").then(pl.col("protocol_notes"))
+                   .alias("protocol_notes"),
+                   pl.lit(True).alias("summary_only"), pl.lit(True).alias("balrog_wording"),
+                   pl.lit("balrog@published").alias("prompt_wording"))
+    return _wide(envs).join(marks, on=GROUP)
 
 
 def _wording(episodes: pl.DataFrame) -> pl.DataFrame:
@@ -304,12 +300,11 @@ def write_leaderboard(results: str | Path, out: str | Path) -> dict:
     envs = per_env(episodes).join(_published(episodes).select(*GROUP, "published"),
                                   on=GROUP, how="left")
     board = leaderboard(episodes)
-    references = reference_rows(results)
+    references = reference_per_env(results)
     if references is not None:
-        board = (pl.concat([board, references], how="diagonal_relaxed")
-                 .sort(["progression", "envs", *GROUP], descending=[True, True, False, False],
-                       nulls_last=True))
-        envs = pl.concat([envs, _reference_per_env(references)], how="diagonal_relaxed")
+        board = _ranked(pl.concat([board, reference_board(references)],
+                                  how="diagonal_relaxed"))
+        envs = pl.concat([envs, references.drop("protocol_notes")], how="diagonal_relaxed")
     env_names = [e for e in BALROG_ENVS if e in set(envs["env"].to_list())]
     board.write_csv(tables / "leaderboard.csv")
     (tables / "vs_published.csv").unlink(missing_ok=True)  # from an earlier aggregate
