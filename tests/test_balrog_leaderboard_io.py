@@ -139,7 +139,7 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
     board = pl.read_csv(tmp_path / "reports" / "tables" / "leaderboard.csv")
     published = dict(zip(board["model"], board["published"], strict=True))
     assert published == {"GPT Test (BALROG 2025-01-01)": "20250101_cot_gpt-test",
-                         "Old (BALROG 2024-09-24)": "20240924_naive-Old"}
+                         "Old (BALROG VLM 2024-09-24)": "20240924_naive-Old"}
     old_row = board.filter(pl.col("published") == "20240924_naive-Old").row(0, named=True)
     assert (old_row["progression_babyai"], old_row["progression_nethack"]) == (10.0, 30.0)
     assert old_row["coverage"] == "2/6" and "distractor" in old_row["protocol_notes"]
@@ -289,3 +289,21 @@ def test_where_a_run_stands_among_the_published_rows(run, tmp_path):
         assert row["rank"] == (1 if mine[key] >= theirs[key] else 2)
         side = "published_below" if row["rank"] == 1 else "published_above"
         assert row[side].startswith(theirs["model"]) and f"{theirs[key]:.1f}" in row[side]
+
+
+def test_one_models_llm_and_vlm_submissions_are_two_rows_and_nothing_is_overwritten(tmp_path):
+    crafter = {"crafter/default/default_run_00.json": episode("default", 0.5, seed=1)}
+    llm = write_submission(tmp_path / "LLM" / "20250101_naive_m", crafter,
+                           metadata='name: "M"\ndate: "2025-01-01"\n')
+    vlm = write_submission(tmp_path / "VLM" / "20250101_naive_m", crafter,
+                           metadata='name: "M"\ndate: "2025-01-01"\n')
+    twin = write_submission(tmp_path / "other" / "LLM" / "20250102_naive_m", crafter,
+                            metadata='name: "M"\ndate: "2025-01-01"\n')
+    report = import_submissions([llm, vlm], tmp_path / "results")
+    assert report.cells == 2 and report.skipped == []
+    again = import_submissions([llm, twin], tmp_path / "results")  # llm again: its own cell
+    assert again.cells == 1 and len(again.skipped) == 1
+    assert "holds submission '20250101_naive_m'" in again.skipped[0]
+    write_leaderboard(tmp_path / "results", tmp_path / "reports")
+    board = pl.read_csv(tmp_path / "reports" / "tables" / "leaderboard.csv")
+    assert sorted(board["model"]) == ["M (BALROG 2025-01-01)", "M (BALROG VLM 2025-01-01)"]

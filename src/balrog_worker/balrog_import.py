@@ -145,11 +145,12 @@ def _import_one(folder: Path, out: Path, report: ImportReport) -> None:
         for path in _json_files(env_dir):
             if path.name.endswith("_summary.json"):
                 continue
-            episode = _episode_json(path, folder, report)
-            if episode is None:
+            read = _episode_json(path, folder, report)
+            if read is None:
                 continue
+            episode, text = read
             digest.update(path.relative_to(folder).as_posix().encode())
-            digest.update(path.read_bytes())
+            digest.update(text.encode())
             run = int(EPISODE_FILE.match(path.name).group("run"))
             runs[(env_dir.name, episode["task"])].append((run, episode, path))
     if not runs:
@@ -158,9 +159,7 @@ def _import_one(folder: Path, out: Path, report: ImportReport) -> None:
     first = next(iter(runs.values()))[0][1]
     agent = first.get("agent") if isinstance(first.get("agent"), dict) else {}
     client = first.get("client") if isinstance(first.get("client"), dict) else {}
-    name = (_text(metadata.get("name")) or _text(client.get("model_id"))
-            or _named(folder.name)[1])
-    model = f"{name} (BALROG {date or 'undated'})"
+    name, model = _row_name(folder, metadata, client, date, board)
     agent_type = _text(agent.get("type"), 40) or "unknown"
     imported = {
         "source": "balrog-ai/experiments", "submission": folder.name, "leaderboard": board,
@@ -176,14 +175,16 @@ def _import_one(folder: Path, out: Path, report: ImportReport) -> None:
                     {**imported, "protocol_notes": protocol_notes(their_env, date)}, report)
 
 
-def _episode_json(path: Path, folder: Path, report: ImportReport) -> dict | None:
-    """An episode JSON's checked fields, or None (said why)."""
+def _episode_json(path: Path, folder: Path,
+                  report: ImportReport) -> tuple[dict, str] | None:
+    """An episode JSON's checked fields and its text, or None (said why)."""
     where = str(path.relative_to(folder))
     if path.is_symlink() or not EPISODE_FILE.match(path.name):
         report.skip(where, "not an episode file (<task>_run_NN.json)")
         return None
     try:
-        data = documents.load_json(_read(path))
+        text = _read(path)
+        data = documents.load_json(text)
     except documents.DocumentError as error:
         report.skip(where, str(error))
         return None
@@ -202,7 +203,7 @@ def _episode_json(path: Path, folder: Path, report: ImportReport) -> dict | None
         if key in data and not is_count(data[key]):
             report.skip(where, f"{key} {str(data[key])[:40]!r} is not a whole number")
             return None
-    return data
+    return data, text
 
 
 def _write_cell(folder: Path, out: Path, model: str, agent: str, their_env: str,
@@ -218,12 +219,18 @@ def _write_cell(folder: Path, out: Path, model: str, agent: str, their_env: str,
         return
     if (directory / CELL_SUMMARY).is_file():
         try:
-            existing = json.loads((directory / CELL_SUMMARY).read_text())
-        except (OSError, ValueError):
+            existing = documents.load_json(_read(directory / CELL_SUMMARY))
+        except (OSError, documents.DocumentError):
             existing = {}
-        if not isinstance(existing, dict) or "imported" not in existing:
+        imported_from = existing.get("imported") if isinstance(existing, dict) else None
+        if not isinstance(imported_from, dict):
             report.skip(f"{folder.name}/{their_env}/{their_task}",
                         f"{directory} holds a run of this project's: not overwritten")
+            return
+        other = imported_from.get("submission")
+        if other != folder.name:
+            report.skip(f"{folder.name}/{their_env}/{their_task}",
+                        f"{directory} holds submission {str(other)[:80]!r}: not overwritten")
             return
     keys = {"run_id": f"balrog-{folder.name}"[:128], **cell.keys()}
     records, steps, seen = [], [], set()
@@ -323,7 +330,8 @@ def _reference_row(folder: Path, out: Path, metadata: dict, date: str | None,
     """A submission with no episode JSON: its published summary as a reference row."""
     path = folder / SUMMARY
     try:
-        summary = documents.load_json(_read(path))
+        text = _read(path)
+        summary = documents.load_json(text)
     except (FileNotFoundError, documents.DocumentError) as error:
         report.skip(folder.name, f"no episodes and no readable {SUMMARY} ({error})")
         return
@@ -347,21 +355,30 @@ def _reference_row(folder: Path, out: Path, metadata: dict, date: str | None,
             "protocol_notes": protocol_notes(their_env, date)}
     agent = summary.get("agent") if isinstance(summary.get("agent"), dict) else {}
     client = summary.get("client") if isinstance(summary.get("client"), dict) else {}
-    name = (_text(metadata.get("name")) or _text(client.get("model_id"))
-            or _named(folder.name)[1])
-    row = {"submission": folder.name, "leaderboard": board, "date": date,
-           "model": f"{name} (BALROG {date or 'undated'})",
+    _, model = _row_name(folder, metadata, client, date, board)
+    row = {"submission": folder.name, "leaderboard": board, "date": date, "model": model,
            "agent": _text(agent.get("type"), 40) or _named(folder.name)[0],
            "environments": rows,
            "published_overall": summary.get("average_progress") if is_finite(
                summary.get("average_progress")) else None,
            "published_overall_se": summary.get("standard_error") if is_finite(
                summary.get("standard_error")) else None,
-           "files_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+           "files_sha256": hashlib.sha256(text.encode()).hexdigest()}
     (out / PUBLISHED).mkdir(parents=True, exist_ok=True)
     (out / PUBLISHED / f"{_safe(folder.name)}.json").write_text(
         json.dumps(row, indent=2) + "\n", encoding="utf-8")
     report.reference_rows.append(folder.name)
+
+
+def _row_name(folder: Path, metadata: dict, client: dict, date: str | None,
+              board: str | None) -> tuple[str, str]:
+    """(the published name, the leaderboard row's model): the name from metadata.yaml,
+    else the client's model id, else the folder's name; the row says the date, and the
+    VLM leaderboard (a model's LLM and VLM submissions are two rows)."""
+    name = (_text(metadata.get("name")) or _text(client.get("model_id"))
+            or _named(folder.name)[1])
+    vlm = " VLM" if board == "VLM" else ""
+    return name, f"{name} (BALROG{vlm} {date or 'undated'})"
 
 
 def _named(submission: str) -> tuple[str, str]:
