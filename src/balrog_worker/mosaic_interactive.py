@@ -31,7 +31,7 @@ from balrog_worker import __version__
 from balrog_worker.agents import AGENTS, make_agent
 from balrog_worker.clients import make_client
 from balrog_worker.command_lines import MAX_COMMAND_BYTES, command_lines
-from balrog_worker.config import AgentSpec, CellConfig, ModelSpec
+from balrog_worker.config import MAX_STEPS, AgentSpec, CellConfig, ModelSpec
 from balrog_worker.envs.base import Observation
 from balrog_worker.episode import Episode
 from balrog_worker.mosaic_events import EventPipe, MosaicStream, ReaderGone, episode_id
@@ -47,9 +47,6 @@ from balrog_worker.mosaic_selector import (
 )
 from balrog_worker.seeding import derive_seed
 from balrog_worker.store import json_line
-
-# The most steps a reset's max_steps may ask for (the cell config's own bound).
-MAX_RESET_STEPS = 1_000_000
 
 
 def _whole(value: object, name: str, low: int, high: int) -> int | None:
@@ -155,7 +152,7 @@ class InteractiveSession:
             raise ValueError(f"{self.settings['env_name']}: the GUI owns this game; the "
                              "worker only chooses (init_agent, then select_action)")
         seed = _whole(command.get("seed"), "seed", 0, 2**32 - 1)
-        steps = _whole(command.get("max_steps"), "max_steps", 1, MAX_RESET_STEPS)
+        steps = _whole(command.get("max_steps"), "max_steps", 1, MAX_STEPS)
         if seed is not None:
             self.seed = seed
         # The GUI's cap for this reset, or the launch's where it sends none.
