@@ -92,16 +92,17 @@ def summarize(episodes: dict[str, list[dict]]) -> tuple[dict[str, dict], dict]:
         tasks = defaultdict(list)
         for run in runs:
             tasks[run.get("task")].append(run.get("progression", 0.0))
+        task_figures = {task: (_mean_and_se(values), len(values))
+                        for task, values in tasks.items()}
         per_env[env] = {
             "progression_percentage": 100 * mean,
             "standard_error": 100 * se,
             "average_steps": (sum(run.get("num_steps", 0) for run in runs) / len(runs)
                               if runs else 0.0),
             "episodes_played": len(runs),
-            "tasks": {task: {"progression_percentage": 100 * _mean_and_se(values)[0],
-                             "standard_error": 100 * _mean_and_se(values)[1],
-                             "episodes_played": len(values)}
-                      for task, values in tasks.items()},
+            "tasks": {task: {"progression_percentage": 100 * task_mean,
+                             "standard_error": 100 * task_se, "episodes_played": n}
+                      for task, ((task_mean, task_se), n) in task_figures.items()},
             "input_tokens": sum(run.get("input_tokens", 0) for run in runs),
             "output_tokens": sum(run.get("output_tokens", 0) for run in runs),
         }
