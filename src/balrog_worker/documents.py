@@ -62,7 +62,12 @@ def load_yaml(text: str) -> object:
         if node is None:
             return None
         _check_expansion(node)
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except yaml.YAMLError as error:  # a tag the safe loader does not build
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1} " if mark else ""
+            raise DocumentError(f"{where}is not valid YAML (a tag it cannot read)") from None
     finally:
         loader.dispose()
 
