@@ -101,6 +101,7 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
         goto.format(3): "{not json",
         goto.format(4): episode("BabyAI-MixedTrainLocal-v0/goto", "abc"),
         goto.format(5): episode("///", 0.5),  # names nothing
+        goto.format(6): episode("BabyAI-MixedTrainLocal-v0/goto", 0.5, num_steps=10**30),
         "crafter/default/default_run_00.json": episode("default", 0.25, seed=1),
         "crafter/crafter_summary.json": {"ignored": True},
         "minigrid/x/x_run_00.json": episode("x", 1.0),  # not one of BALROG's envs
@@ -117,13 +118,17 @@ def test_the_importer_takes_what_the_repository_really_holds(tmp_path):
                        "episodes_played": 50},
             "nle": {"progression_percentage": 30.0, "standard_error": 1.0,
                     "episodes_played": 5},
-            "tetris": {"progression_percentage": 1.0, "standard_error": 0.0}}})
+            "tetris": {"progression_percentage": 1.0, "standard_error": 0.0}}},
+        metadata='name: !!python/object/apply:os.system ["echo hi"]\n')  # not read
     with pytest.raises(SubmissionError, match="not a BALROG submission"):
         import_submissions([tmp_path], tmp_path / "results")
     report = import_submissions([full, old], tmp_path / "results")
     assert (report.cells, report.episodes, report.steps) == (2, 4, 1)
     assert report.reference_rows == ["20240924_naive-Old"]
-    assert len(report.skipped) == 5 and all("\n" not in line for line in report.skipped)
+    assert len(report.skipped) == 7 and all("\n" not in line for line in report.skipped)
+    assert any("num_steps" in line and "up to" in line for line in report.skipped)
+    assert any("metadata.yaml" in line and "not valid YAML" in line
+               for line in report.skipped)
     assert any("progression 'abc'" in line for line in report.skipped)
     results = tmp_path / "results"
     text = "".join(p.read_text() for p in results.rglob("*") if p.is_file())

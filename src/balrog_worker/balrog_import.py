@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 PUBLISHED = "published"  # the folder of summary-only reference rows, under --out
 IMPORTED_WORDING = f"{BALROG_WORDING}@published"  # BALROG's own prompts
 _INVALID = re.compile(r"is not a valid action\. Defaulted to action: (?P<action>[^\n]*)")
+MAX_COUNT = 2**63 - 1  # the records' whole numbers are 64-bit
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})_")
 
 
@@ -200,8 +201,9 @@ def _episode_json(path: Path, folder: Path,
         report.skip(where, f"progression {str(progression)[:40]!r} is not a number in [0, 1]")
         return None
     for key in ("num_steps", "input_tokens", "output_tokens"):
-        if key in data and not is_count(data[key]):
-            report.skip(where, f"{key} {str(data[key])[:40]!r} is not a whole number")
+        if key in data and not (is_count(data[key]) and data[key] <= MAX_COUNT):
+            report.skip(where, f"{key} {str(data[key])[:40]!r} is not a whole number up to "
+                        f"{MAX_COUNT:,}")
             return None
     return data, text
 
