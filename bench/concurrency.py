@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ TARGET_N, TARGET_RATIO = 64, 0.9
 
 
 def measure(server: DelayServerProcess, n: int, steps: int, env_id: str, cache: str,
-            seed: int, out: Path, mosaic: bool = False) -> dict:
+            seed: int, out: Path, mosaic: bool = False, processes: int = 1) -> dict:
     env, task = env_id.split("/")
     if mosaic:  # MOSAIC's cell JSON, as its seed config writes it: parallel_workers = n
         from dataclasses import replace
@@ -56,16 +57,24 @@ def measure(server: DelayServerProcess, n: int, steps: int, env_id: str, cache: 
                             agent=AgentSpec("naive", "naive"), episodes=n, max_steps=steps,
                             parallel_episodes=n, cache=cache, seed=seed)
     before, server_cpu = server.requests(), server.cpu_seconds()
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), harness_cpu()
     with contextlib.redirect_stdout(io.StringIO()):  # BabyAI's level generator chatters
-        report = run_cell(config, out)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        report = run_cell(config, out, processes=processes)
+    wall, cpu = time.perf_counter() - start, harness_cpu() - cpu
     requests = server.requests() - before
     server_cpu = server.cpu_seconds() - server_cpu
     latencies = [json.loads(line)["latency_s"] for line in (out / "steps.jsonl").open()]
     return {"n": n, "failed": report.failed, "requests": requests, "wall_s": wall,
             "rate": requests / wall, "latency_s": sum(latencies) / len(latencies),
             "cpu_ms": 1000 * cpu / requests, "server_cpu_ms": 1000 * server_cpu / requests}
+
+
+def harness_cpu() -> float:
+    """CPU seconds of this process and of its ended children (the cell's worker
+    processes; the server runs on until the end)."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -78,12 +87,14 @@ def main() -> None:
     parser.add_argument("--env", default="minigrid/empty")
     parser.add_argument("--cache", choices=["on", "off"], default="on",
                         help="the response cache (on is the default of a real run)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="the cell's worker processes (run_cell's processes)")
     parser.add_argument("--mosaic-config", action="store_true",
                         help="configure each run as MOSAIC's cell JSON (parallel_workers = N)")
     args = parser.parse_args()
     header("concurrent episodes against a delay server", ("openai", "httpx", "httpx2"))
     print(f"# {args.env}, {args.steps} steps an episode, delay {args.delay * 1000:.0f} ms, "
-          f"response cache {args.cache}")
+          f"response cache {args.cache}, {args.processes} process(es) a cell")
     print(f"{'N':>5} {'requests':>9} {'wall s':>7} {'req/s':>8} {'ideal':>7} {'ratio':>6} "
           f"{'latency ms':>11} {'CPU ms/req':>10} {'server':>7} {'load':>15}")
     rows = []
@@ -96,7 +107,8 @@ def main() -> None:
         measure(server, 1, 2, args.env, args.cache, 999, Path(tmp) / "warm")
         for seed, n in enumerate(args.n):
             row = measure(server, n, args.steps, args.env, args.cache, seed,
-                          Path(tmp) / f"n{n}", mosaic=args.mosaic_config)
+                          Path(tmp) / f"n{n}", mosaic=args.mosaic_config,
+                          processes=args.processes)
             ideal = n / args.delay
             rows.append({**row, "ratio": row["rate"] / ideal})
             print(f"{n:>5} {row['requests']:>9} {row['wall_s']:>7.2f} {row['rate']:>8.1f} "

@@ -3,7 +3,9 @@
 Each episode's environment seed derives from (base seed, env, task, episode index), and
 each model call's seed from (episode seed, step, player), so a rerun replays the same
 trajectories. Episodes are threads: a cell spends its time waiting on model calls, and
-threads keep many of them in flight without a process per episode.
+threads keep many of them in flight without a process per episode. A cell given several
+cores (``processes``) spreads those threads over worker processes
+(``episode_processes``); this process still commits every episode.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from balrog_worker.analysis.stats import cell_aggregate
 from balrog_worker.clients import Client, make_client
 from balrog_worker.config import CellConfig
 from balrog_worker.episode import Episode
+from balrog_worker.episode_processes import play_in_processes, worker_processes
 from balrog_worker.provenance import git_revision, package_versions
 from balrog_worker.records import CellKeys, EpisodeRecord, Usage
 from balrog_worker.seeding import episode_seed
@@ -39,6 +42,19 @@ class BudgetReached(Exception):
     """The cell's budget is spent: episodes not yet started are left for a later run."""
 
 
+class Spending:
+    """The dollars a cell's calls have spent, shared by its episode threads (a cell over
+    worker processes shares one across them: ``episode_processes``)."""
+
+    def __init__(self, start: float = 0.0):
+        self.total = start
+        self._lock = threading.Lock()
+
+    def add(self, cost: float) -> None:
+        with self._lock:
+            self.total += cost
+
+
 @dataclass(frozen=True)
 class CellReport:
     ran: int
@@ -53,15 +69,19 @@ class CellRun:
     players driven by the cell's agent and model."""
 
     def __init__(self, config: CellConfig, client: Client, stream: RecordStream | None,
-                 stop: threading.Event, rival: Client | None = None):
+                 stop: threading.Event, rival: Client | None = None,
+                 spending: Spending | None = None):
         self.config = config
         self.client = client
         self.rival = rival  # the other side's model (Soccer with opponent model:<name>)
         self.stream = stream
         self.stop = stop
         self.keys = CellKeys(run_id=config.run_id, **config.cell.keys())
-        self.spent_usd = 0.0
-        self._spending = threading.Lock()
+        self.spending = spending or Spending()
+
+    @property
+    def spent_usd(self) -> float:
+        return self.spending.total
 
     def cost(self, completion, model=None) -> float:
         """The dollar cost of one call (0 without a price), added to the cell's spending."""
@@ -70,8 +90,7 @@ class CellRun:
             return 0.0
         cost = price.cost(completion.input_tokens, completion.output_tokens,
                           completion.cached_input_tokens)
-        with self._spending:
-            self.spent_usd += cost
+        self.spending.add(cost)
         return cost
 
     def check_stop(self) -> None:
@@ -120,9 +139,16 @@ class CellRun:
 
 
 def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
-             stream: RecordStream | None = None, rival: Client | None = None) -> CellReport:
+             stream: RecordStream | None = None, rival: Client | None = None,
+             processes: int = 1) -> CellReport:
     """Run the episodes of ``config`` missing from ``out_dir`` and write its summary.
-    ``rival`` drives the other side where the opponent is a model (made if not given)."""
+    ``rival`` drives the other side where the opponent is a model (made if not given).
+    ``processes``: the cores the cell may use; above 1 its episodes are played by worker
+    processes, each with clients of its own (not with ``client`` or ``rival``, which
+    then must not be given)."""
+    if processes > 1 and (client or rival):
+        raise ValueError("run_cell: clients given to the call cannot be shared with "
+                         "worker processes; give processes=1")
     with CellStore(out_dir) as store:
         store.claim(config.trajectory_keys())
         done = store.completed()
@@ -133,14 +159,18 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
             log.info("%s: %d of %d episodes already recorded", config.run_id, skipped,
                      config.episodes)
         failed, budget_reached = 0, False
-        if todo:
+        spent = sum(e.get("cost_usd", 0.0) for e in done.values())
+        processes = worker_processes(config, processes, len(todo))
+        if todo and processes > 1:
+            failed, budget_reached = _run_in_processes(config, stream, store, todo, done,
+                                                       spent, processes)
+        elif todo:
             owned = [made for made in (
                 None if client else make_client(config.model, config.cache),
                 None if rival or not config.opponent_model
                 else make_client(config.opponent_model, config.cache)) if made]
             client = client or owned[0]
             rival = rival or (owned[-1] if config.opponent_model else None)
-            spent = sum(e.get("cost_usd", 0.0) for e in done.values())
             try:
                 failed, budget_reached = _run_episodes(config, client, stream, store, todo,
                                                        done, spent, rival)
@@ -165,11 +195,8 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
     """Play the episodes ``todo`` and commit each as it ends; return how many failed and
     whether the budget stopped the run."""
     stop = threading.Event()
-    runner = CellRun(config, client, stream, stop, rival)
-    runner.spent_usd = spent
-    failed = 0
-    budget_reached = False
-    finished = len(done)
+    runner = CellRun(config, client, stream, stop, rival, spending=Spending(spent))
+    progress = _Progress(config, store, stream, done)
     workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="episode") as pool, \
             stops_deferred() as stops:
@@ -184,31 +211,68 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
                     try:
                         steps, episode = future.result()
                     except BudgetReached:
-                        budget_reached = True
+                        progress.budget_reached = True
                         continue
-                    store.commit(steps, episode)
-                    if stream:
-                        stream.emit("episode", episode)
-                    if episode["failed"]:
-                        failed += 1
-                    else:
-                        done[episode["episode_index"]] = episode
-                    finished += 1
-                    log.info(
-                        "%s [%d/%d] episode %d: %s, progression %.2f, %d steps, %.1fs",
-                        config.run_id, finished, config.episodes, episode["episode_index"],
-                        episode["end_reason"], episode.get("progression") or 0.0,
-                        episode["num_steps"], episode["duration_s"],
-                    )
+                    progress.commit(steps, episode)
         except BaseException:
             stop.set()  # episodes in flight stop at their next step and are not recorded
             for future in pending:
                 future.cancel()
             raise
-    if budget_reached:
-        log.warning("%s: budget of $%.2f reached ($%.2f spent); the remaining episodes are "
-                    "left for a later run", config.run_id, config.budget_usd, runner.spent_usd)
-    return failed, budget_reached
+    return progress.end(runner.spent_usd)
+
+
+def _run_in_processes(config: CellConfig, stream: RecordStream | None, store: CellStore,
+                      todo: list[int], done: dict[int, dict], spent: float,
+                      processes: int) -> tuple[int, bool]:
+    """``_run_episodes`` with the episodes played by ``processes`` worker processes."""
+    progress = _Progress(config, store, stream, done)
+    log.info("%s: %d episodes over %d worker processes", config.run_id, len(todo), processes)
+    with stops_deferred() as stops:
+        for played in play_in_processes(config, todo, processes, spent_usd=spent,
+                                        streaming=stream is not None, stops=stops):
+            if played.kind == "step":
+                stream.emit("step", played.record)
+            elif played.kind == "budget":
+                progress.budget_reached = True
+            else:
+                progress.commit(list(played.steps), played.record)
+    return progress.end(spent + sum(
+        e.get("cost_usd", 0.0) for e in progress.committed))
+
+
+class _Progress:
+    """Committing each episode as it ends, and saying so."""
+
+    def __init__(self, config: CellConfig, store: CellStore, stream: RecordStream | None,
+                 done: dict[int, dict]):
+        self.config, self.store, self.stream, self.done = config, store, stream, done
+        self.failed, self.finished, self.budget_reached = 0, len(done), False
+        self.committed: list[dict] = []
+
+    def commit(self, steps: list[dict], episode: dict) -> None:
+        self.store.commit(steps, episode)
+        self.committed.append(episode)
+        if self.stream:
+            self.stream.emit("episode", episode)
+        if episode["failed"]:
+            self.failed += 1
+        else:
+            self.done[episode["episode_index"]] = episode
+        self.finished += 1
+        log.info("%s [%d/%d] episode %d: %s, progression %.2f, %d steps, %.1fs",
+                 self.config.run_id, self.finished, self.config.episodes,
+                 episode["episode_index"], episode["end_reason"],
+                 episode.get("progression") or 0.0, episode["num_steps"],
+                 episode["duration_s"])
+
+    def end(self, spent_usd: float) -> tuple[int, bool]:
+        """How many episodes failed, and whether the budget stopped the run."""
+        if self.budget_reached:
+            log.warning("%s: budget of $%.2f reached ($%.2f spent); the remaining episodes "
+                        "are left for a later run", self.config.run_id,
+                        self.config.budget_usd, spent_usd)
+        return self.failed, self.budget_reached
 
 
 def _check_same_cell(config: CellConfig, done: dict[int, dict], out_dir) -> None:

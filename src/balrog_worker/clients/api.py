@@ -6,12 +6,12 @@ import os
 import re
 import threading
 import time
-from abc import abstractmethod
+from collections.abc import Awaitable
 from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Message, Request
 from balrog_worker.clients.errors import FatalModelError, TransientModelError
-from balrog_worker.clients.http import BodyTooLarge, DeadlinePassed, within_deadline
+from balrog_worker.clients.http import BodyTooLarge, CallLoop, DeadlinePassed, within_deadline
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
 from balrog_worker.secrets import register_secret
@@ -50,10 +50,14 @@ def well_formed(text: str) -> str:
 
 class APIClient(Client):
     """A provider client: subclasses implement ``_call`` (one attempt, errors translated
-    into ``clients.errors``); retries, timing and the concurrency limit live here."""
+    into ``clients.errors``), or ``_acall``, its coroutine, and set ``asynchronous``;
+    retries, timing and the concurrency limit live here."""
 
     # The backends of this client whose servers can force answers into the valid actions.
     constrained_backends: tuple[str, ...] = ()
+    # Attempts are ``_acall`` coroutines on the process's event loop, not ``_call``s in
+    # threads of their own (clients.http).
+    asynchronous = False
 
     def __init__(self, spec: ModelSpec):
         if not spec.model:
@@ -68,6 +72,10 @@ class APIClient(Client):
         self.policy = RetryPolicy(max_retries=spec.max_retries)
         self.max_concurrency = spec.concurrency
         self._slots = threading.BoundedSemaphore(spec.concurrency)
+        # The event loop of an asynchronous client, held from its first call on (a
+        # client refused while being built holds nothing).
+        self.calls: CallLoop | None = None
+        self._holding = threading.Lock()
 
     def complete(self, request: Request) -> Completion:
         with self._slots:
@@ -86,6 +94,9 @@ class APIClient(Client):
         """One attempt within the wall-clock deadline (``timeout_s``), its response body
         read up to the size cap."""
         try:
+            if self.asynchronous:
+                return self._call_loop().within_deadline(lambda: self._acall(request),
+                                                  self.spec.timeout_s, self.spec.body_limit)
             return within_deadline(lambda: self._call(request), self.spec.timeout_s,
                                    self.spec.body_limit)
         except DeadlinePassed:
@@ -98,6 +109,30 @@ class APIClient(Client):
             return Completion(text="", output_tokens=self.spec.generation.max_tokens,
                               truncated=True)
 
-    @abstractmethod
+    def _call_loop(self) -> CallLoop:
+        with self._holding:
+            if self.calls is None:
+                self.calls = CallLoop.hold()
+            return self.calls
+
+    def _release_loop(self, closing) -> None:
+        """Run ``closing`` (the SDK client's ``close()`` coroutine) on the loop, and let
+        the loop go; a client that never called has nothing open."""
+        with self._holding:
+            calls, self.calls = self.calls, None
+        if calls is None:
+            closing.close()  # never awaited: nothing to close
+            return
+        try:
+            calls.run(closing)
+        finally:
+            calls.release()
+
     def _call(self, request: Request) -> Completion:
         """One attempt; raise FatalModelError, TransientModelError or RateLimitError."""
+        raise NotImplementedError
+
+    def _acall(self, request: Request) -> Awaitable[Completion]:
+        """One attempt of an ``asynchronous`` client: the request is built in the calling
+        thread, and the awaitable returned sends it on the event loop."""
+        raise NotImplementedError

@@ -184,15 +184,18 @@ def _steps(count: int, direction: str) -> str:
     return f"{count} step{'s' if count > 1 else ''} {direction}"
 
 
-def describe_view(env) -> str:
+def describe_view(env, view: np.ndarray | None = None) -> str:
     """BALROG's long-term context for a MiniGrid env: what the agent carries, the first
     wall straight ahead, left and right (unless something stands before it), then every
-    other visible thing with its offset, scanned column by column of the view."""
+    other visible thing with its offset, scanned column by column of the view. ``view``:
+    the encoded view of the env's last observation, if at hand (else computed)."""
     from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
-    grid, visible = env.gen_obs_grid()
-    view = grid.encode(visible)
+    if view is None:
+        grid, visible = env.gen_obs_grid()
+        view = grid.encode(visible)
     x0, y0 = env.get_view_coords(*env.agent_pos)
+    codes = view.tolist()  # plain ints: indexing numpy cell by cell cost more than the rest
     lines = []
     if env.carrying is not None:
         lines.append(f"You carry a {env.carrying.color} {env.carrying.type}")
@@ -201,7 +204,7 @@ def describe_view(env) -> str:
                              ("left", [(x, y0) for x in range(x0 - 1, -1, -1)]),
                              ("right", [(x, y0) for x in range(x0 + 1, view.shape[0])])):
         for distance, (x, y) in enumerate(cells, start=1):
-            kind = view[x, y, 0]
+            kind = codes[x][y][0]
             if kind in (_UNSEEN, _EMPTY):
                 continue
             if kind == _WALL:
@@ -209,7 +212,7 @@ def describe_view(env) -> str:
             break
     for x in range(view.shape[0]):
         for y in range(view.shape[1]):
-            kind, color, state = (int(v) for v in view[x, y])
+            kind, color, state = codes[x][y]
             if kind in (_UNSEEN, _EMPTY, _WALL) or (x, y) == (x0, y0):
                 continue
             # The fork names every door with "a", open ones included ("a open ...").
@@ -280,4 +283,4 @@ class BabyAIGame(GridWorldGame):
         return self.env.get_frame(highlight=True, tile_size=32, agent_pov=False)
 
     def _observe(self) -> Observation:
-        return Observation(describe_view(self.env))
+        return Observation(describe_view(self.env, self._seen))

@@ -45,6 +45,7 @@ class GridWorldGame(Game):
         self._success = False
         self._bot = None
         self._last_action: int | None = None
+        self._seen: np.ndarray | None = None  # the encoded view the last step returned
 
     @property
     def actions(self) -> dict[str, str]:
@@ -65,7 +66,7 @@ class GridWorldGame(Game):
         )
 
     def reset(self, seed: int) -> Observation:
-        self._wrapped.reset(seed=seed)
+        self._seen = self._view_of(self._wrapped.reset(seed=seed)[0])
         self._success = False
         self._bot = None
         self._last_action = None
@@ -73,7 +74,8 @@ class GridWorldGame(Game):
 
     def step(self, action: str) -> StepOutcome:
         index = ACTIONS[action][0]
-        _, reward, terminated, truncated, _ = self._wrapped.step(index)
+        obs, reward, terminated, truncated, _ = self._wrapped.step(index)
+        self._seen = self._view_of(obs)
         self._last_action = index
         self._success = self._success or reward > 0
         return StepOutcome(self._observe(), float(reward), bool(terminated), bool(truncated))
@@ -98,6 +100,15 @@ class GridWorldGame(Game):
             self._bot = BabyAIBot(self.env)
             return _NAMES[int(self._bot.replan())]
         return _NAMES.get(int(self._bot.replan(self._last_action)), self.default_action)
+
+    def _view_of(self, obs) -> np.ndarray | None:
+        """The encoded view (``grid.encode`` of what the agent sees) in ``obs``, which the
+        text would otherwise compute again; None where the env returns no such view."""
+        image = obs.get("image") if isinstance(obs, dict) else None
+        size = getattr(self.env, "agent_view_size", None)
+        if isinstance(image, np.ndarray) and image.shape == (size, size, 3):
+            return image
+        return None
 
     def _observe(self) -> Observation:
         return Observation(f"Mission: {self.env.mission}\n{describe_view(self.env)}")
