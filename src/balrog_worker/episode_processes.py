@@ -27,6 +27,7 @@ and, as ``spawn`` does, the caller's main module: a script calling ``run_cell`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -139,10 +140,8 @@ def _wind_down(workers, results) -> None:
         worker.join(timeout=0)
     deadline = time.monotonic() + JOIN_GRACE_S
     while any(worker.is_alive() for worker in workers) and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(queue.Empty):
             results.get(timeout=POLL_S)
-        except queue.Empty:
-            pass
     for worker in workers:
         if worker.is_alive():
             worker.kill()
