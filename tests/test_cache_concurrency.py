@@ -106,7 +106,9 @@ i = start
 while True:
     text = f"{name}-{i} " + "x" * (64 + (i * 7919) % 16000)  # some large: WAL checkpoints
     cache.put(f"{name}-{i}", Completion(text=text, input_tokens=i))
-    print(i, flush=True)
+    if i % 10 == 9:  # puts are written behind: acknowledged once flushed
+        cache.flush()
+        print(i, flush=True)
     i += 1
 """
 
@@ -135,7 +137,8 @@ class Writer:
 
 def test_writers_sigkilled_mid_write_never_corrupt_the_cache(tmp_path):
     """Two writers at once, SIGKILLed at random moments, five times over: the file stays
-    intact and every acknowledged entry (its transaction committed) is there, whole."""
+    intact and every acknowledged entry (flushed: its transaction committed) is there,
+    whole."""
     path = tmp_path / "responses.sqlite"
     rng = random.Random(20241124)
     next_index = {"a": 0, "b": 0}

@@ -255,6 +255,7 @@ def test_calls_are_all_counted_when_the_cache_cannot_write(tmp_path, caplog):
         client = CachedClient(inner, model.identity(), cache, "on")
         with pytest.raises(sqlite3.OperationalError, match="full"):  # the fault is real
             cache.put("probe" * 400, inner.complete(REQUEST))
+            cache.flush()  # puts are written behind
         report = run_cell(cell_config(model, episodes=4, max_steps=5), tmp_path / "out",
                           client=client)
         made = len(stub.requests) - 1
