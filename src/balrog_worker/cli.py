@@ -58,14 +58,15 @@ def main(argv: list[str] | None = None, *, as_mosaic_module: bool = False) -> in
         Terminated,
         sigterm_interrupts,
     )
+    from balrog_worker.episode_processes import WorkerDied
     from balrog_worker.store import DiskFull, StoreError
 
     try:
         with sigterm_interrupts():
             return args.handler(args)
-    # A full disk, a damaged cache, a server that did not come up: the machine's fault,
-    # not the input's.
-    except (DiskFull, CacheError, ServerError) as error:
+    # A full disk, a damaged cache, a server that did not come up, a worker process
+    # killed: the machine's fault, not the input's.
+    except (DiskFull, CacheError, ServerError, WorkerDied) as error:
         print(f"balrog-worker: error: {redact(str(error))}", file=sys.stderr)
         return 1
     except (UsageError, ConfigError, StoreError, WeightsError) as error:
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop starting episodes once the cell has spent this much")
     run.add_argument("--emit-jsonl", action="store_true",
                      help="also stream every record to stdout as one JSON line")
+    run.add_argument("--processes", type=_positive, default=1,
+                     help="cores the cell may use: above 1, its episodes are played by "
+                          "that many worker processes (API and baseline models; the "
+                          "embedded model and a served vLLM stay in one). Snakemake "
+                          "passes the job's threads (default: 1)")
     run.set_defaults(handler=cmd_run)
 
     serve = sub.add_parser("serve", help="drive one game with JSON commands on stdin "
@@ -264,7 +270,7 @@ def cmd_run(args) -> int:
     config = _config_from_file(args) if args.config else _config_from_flags(args)
     preflight(config.model, config.cache)
     stream = RecordStream.take_stdout() if args.emit_jsonl else None
-    report = run_cell(config, args.out, stream=stream)
+    report = run_cell(config, args.out, stream=stream, processes=args.processes)
     aggregate = report.summary["aggregate"]
     log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
              config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,

@@ -214,6 +214,11 @@ class EnvSpec:
 MAX_EPISODES = 100_000
 MAX_STEPS = 1_000_000
 MAX_PARALLEL = 1024
+# Model calls one core keeps in flight at their full rate (bench/concurrency.py: about
+# 300 calls/s a core against a 200 ms model on BabyAI), and the most cores a cell asks
+# for: a cell spreads its episodes over a worker process a core (episode_processes).
+CALLS_PER_CORE = 64
+MAX_CELL_CORES = 8
 
 BUILTIN_MODELS = {
     "random": ModelSpec(name="random", backend="random"),
@@ -341,6 +346,15 @@ class CellConfig:
         models = [self.model, *([self.opponent_model] if self.opponent_model else [])]
         return sum(min(model.concurrency, players * episodes) for model in models
                    if backend is None or model.backend == backend)
+
+    def cores_wanted(self) -> int:
+        """The cores this cell uses well (``run --processes``): one per CALLS_PER_CORE
+        calls in flight, at most MAX_CELL_CORES; one for a model that exists once (the
+        embedded one, whose own threads are its cores, or a vLLM server it starts)."""
+        models = [self.model, *([self.opponent_model] if self.opponent_model else [])]
+        if any(model.backend == "local" or model.serve for model in models):
+            return 1
+        return max(1, min(-(-self.calls_in_flight() // CALLS_PER_CORE), MAX_CELL_CORES))
 
     def public(self) -> dict:
         """The resolved config as JSON data (no secrets): ``cell_config_from_dict`` reads

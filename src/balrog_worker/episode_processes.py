@@ -7,16 +7,19 @@ gave it. Here the cell's process (the parent) keeps everything that makes a run
 resumable and safe, and its workers only play:
 
 * the parent holds the results directory: it alone commits an episode, as each one ends,
-  exactly as the threaded run does; a worker that dies loses only the episodes it was
-  playing, which a rerun plays again;
-* the parent hands out episode indices from one queue (each played once, its seed from
-  its index, as before), and the cell's spending is one shared number, checked before an
-  episode starts as before;
+  exactly as the threaded run does;
+* the parent hands out episode indices, one per free playing thread of a worker (each
+  index played once, its seed from its index as before), and starts no episode once the
+  committed episodes have spent the cell's budget;
 * a worker builds its own model client (its own connections and, for the async clients,
   its own event loop) and opens the same response cache file (SQLite serialises them);
-* stop signals reach the parent, which tells the workers through an event: they ignore
-  SIGINT and SIGTERM themselves (a terminal or ``scancel`` signals the whole group), stop
-  at their episodes' next step, and stop as well if the parent disappears.
+* each worker talks to the parent over a pipe of its own, never a queue or lock shared
+  with the other workers: a worker killed mid-message (SIGKILL, the OOM killer) ends its
+  own pipe and nothing else. The episodes it was playing are lost (a rerun plays them);
+  the others play on, and the run then ends with ``WorkerDied``, in one line;
+* stop signals reach the parent, which passes the stop on through the pipes: workers
+  ignore SIGINT and SIGTERM themselves (a terminal or ``scancel`` signals the whole
+  group), stop at their episodes' next step, and stop as well if the parent disappears.
 
 Workers are forked where the parent runs no other thread (the command line's case: they
 start in milliseconds, with everything imported), else started by a forkserver (a fork of
@@ -27,30 +30,29 @@ and, as ``spawn`` does, the caller's main module: a script calling ``run_cell`` 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 
 from balrog_worker.config import CellConfig
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.2  # how often the parent checks for a stop and for dead workers
+POLL_S = 0.2  # how often the parent checks for a stop
 JOIN_GRACE_S = 10.0  # how long stopped workers get to leave before they are killed
 
-# The modules every worker needs, imported once by the forkserver.
+# The modules every worker needs, imported once by a forkserver.
 _PRELOAD = ["balrog_worker.evaluator", "balrog_worker.envs", "balrog_worker.clients"]
 
 
 class WorkerDied(RuntimeError):
-    """A worker process ended with episodes still to play (killed, or out of memory)."""
+    """A worker process ended with episodes unfinished (killed, or out of memory)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Played:
     telemetry), or an episode not started because the budget was spent."""
 
     kind: str  # "episode", "step" or "budget"
+    index: int = -1
     steps: tuple = ()
     record: dict | None = None
 
@@ -74,149 +77,191 @@ def worker_processes(config: CellConfig, requested: int, episodes: int) -> int:
     return max(1, min(requested, episodes))
 
 
+@dataclass
+class _Worker:
+    process: multiprocessing.Process
+    pipe: Connection
+    threads: int
+    playing: set[int] = field(default_factory=set)  # indices handed out, not yet back
+    alive: bool = True
+
+
 def play_in_processes(config: CellConfig, todo: list[int], processes: int, *,
                       spent_usd: float, streaming: bool, stops) -> Iterator[Played]:
     """Play episodes ``todo`` over ``processes`` workers; yield each as it ends (and its
     steps first where ``streaming``). ``stops.check()`` is called between waits; whatever
-    it raises stops the workers and propagates."""
+    it raises stops the workers and propagates. Raises WorkerDied at the end if a worker
+    died with episodes unfinished."""
     if threading.active_count() == 1:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-    tasks, results = context.Queue(), context.Queue()
-    stop, spending = context.Event(), context.Value("d", spent_usd)
     threads = -(-min(config.parallel_episodes, len(todo)) // processes)  # ceiling
-    for index in todo:
-        tasks.put(index)
-    for _ in range(processes * threads):
-        tasks.put(None)  # one "no more" per playing thread
-    workers = [context.Process(
-        target=_worker_main, name=f"{config.run_id}-worker-{n}", daemon=True,
-        args=(config, tasks, results, stop, spending, threads, streaming,
-              logging.getLogger().getEffectiveLevel()))
-        for n in range(processes)]
-    for worker in workers:
-        worker.start()
-    outstanding = len(todo)
+    workers = []
+    for n in range(processes):
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=_worker_main, name=f"{config.run_id}-worker-{n}", daemon=True,
+            args=(config, child_end, threads, spent_usd, streaming,
+                  logging.getLogger().getEffectiveLevel()))
+        process.start()
+        child_end.close()
+        workers.append(_Worker(process, parent_end, threads))
+    waiting = list(reversed(todo))  # popped from the end: lowest index first
+    spent, budget = spent_usd, config.budget_usd
+    lost: list[int] = []
     try:
-        while outstanding:
+        for worker in workers:
+            _hand_out(worker, waiting, budget_left=budget is None or spent < budget)
+        while any(worker.playing for worker in workers):
             stops.check()
-            try:
-                played = results.get(timeout=POLL_S)
-            except queue.Empty:
-                if not any(worker.is_alive() for worker in workers):
-                    _raise_died(workers, outstanding)
-                continue
-            if played.kind != "step":
-                outstanding -= 1
-            yield played
+            by_pipe = {worker.pipe: worker for worker in workers if worker.alive}
+            for pipe in wait(list(by_pipe), timeout=POLL_S):
+                worker = by_pipe[pipe]
+                try:
+                    played = pipe.recv()
+                except (EOFError, OSError):  # the worker is gone, mid-message or not
+                    worker.alive = False
+                    lost.extend(sorted(worker.playing))
+                    worker.playing.clear()
+                    continue
+                if played.kind != "step":
+                    worker.playing.discard(played.index)
+                    if played.record:
+                        spent += played.record.get("cost_usd") or 0.0
+                    _hand_out(worker, waiting, budget_left=budget is None or spent < budget)
+                yield played
     except BaseException:
-        stop.set()  # episodes in flight stop at their next step and are not recorded
+        for worker in workers:  # episodes in flight stop at their next step
+            _send(worker, "stop")
         raise
     finally:
-        _wind_down(workers, results)
-    log.debug("%s: %d worker processes done", config.run_id, processes)
+        _wind_down(workers)
+    if waiting and not lost and budget is not None and spent >= budget:
+        yield from (Played("budget", index) for index in waiting)
+    elif waiting or lost:
+        died = [w for w in workers if not w.alive]
+        codes = ", ".join(f"{w.process.name}: {_exit_text(w.process.exitcode)}"
+                          for w in died)
+        raise WorkerDied(f"{len(lost) + len(waiting)} episodes unfinished: "
+                         f"{len(died)} of {len(workers)} worker processes died ({codes}); "
+                         "the others' episodes are kept, a rerun plays the rest")
 
 
-def _raise_died(workers, outstanding: int) -> None:
-    codes = ", ".join(f"{w.name}: {_exit_text(w.exitcode)}" for w in workers)
-    raise WorkerDied(f"the worker processes ended with {outstanding} episodes unfinished "
-                     f"({codes}); rerun to play them")
+def _hand_out(worker: _Worker, waiting: list[int], *, budget_left: bool) -> None:
+    """Fill the worker's free playing threads with the next episodes."""
+    while worker.alive and budget_left and waiting and len(worker.playing) < worker.threads:
+        index = waiting.pop()
+        if not _send(worker, index):
+            waiting.append(index)
+            return
+        worker.playing.add(index)
+
+
+def _send(worker: _Worker, message) -> bool:
+    if not worker.alive:
+        return False
+    try:
+        worker.pipe.send(message)
+        return True
+    except (BrokenPipeError, OSError):
+        return False  # gone: its pipe's end is read next and says so
 
 
 def _exit_text(code: int | None) -> str:
     if code is None:
-        return "running"
+        return "still running"
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit {code}"
 
 
-def _wind_down(workers, results) -> None:
-    """Let the workers leave, draining what they still send (a worker blocks at exit
-    until its queue is read); kill any that will not."""
+def _wind_down(workers: list[_Worker]) -> None:
+    """Tell the workers there is no more work, let them leave (reading what they still
+    send, so that none blocks on a full pipe), kill any that will not."""
     for worker in workers:
-        worker.join(timeout=0)
+        _send(worker, None)
     deadline = time.monotonic() + JOIN_GRACE_S
-    while any(worker.is_alive() for worker in workers) and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            results.get(timeout=POLL_S)
+    while time.monotonic() < deadline:
+        running = [w for w in workers if w.process.is_alive()]
+        if not running:
+            break
+        for pipe in wait([w.pipe for w in running if w.alive], timeout=POLL_S):
+            try:
+                pipe.recv()
+            except (EOFError, OSError):
+                next(w for w in running if w.pipe is pipe).alive = False
     for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-        worker.join()
-    results.close()
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join()
+        worker.pipe.close()
 
 
 # -- inside a worker ----------------------------------------------------------------------
 
 
-class _SharedSpending:
-    """The cell's dollars spent, one number for all its workers."""
-
-    def __init__(self, value):
-        self._value = value
-
-    def add(self, cost: float) -> None:
-        with self._value.get_lock():
-            self._value.value += cost
-
-    @property
-    def total(self) -> float:
-        return self._value.value
-
-
-def _worker_main(config: CellConfig, tasks, results, stop, spending, threads: int,
+def _worker_main(config: CellConfig, pipe: Connection, threads: int, spent_usd: float,
                  streaming: bool, log_level: int) -> None:
-    # Stops come from the parent (the event); the group's signals are the parent's to read.
+    # Stops come from the parent, through the pipe; the group's signals are the parent's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from balrog_worker.clients import make_client
-    from balrog_worker.evaluator import BudgetReached, CellRun, Interrupted
+    from balrog_worker.evaluator import BudgetReached, CellRun, Interrupted, Spending
 
-    parent = os.getppid()
     halt = threading.Event()  # the parent's stop, or the parent gone
+    sending = threading.Lock()  # one message at a time on the pipe
+    work: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def send(played: Played) -> None:
+        with sending:
+            pipe.send(played)
+
     client = make_client(config.model, config.cache)
     rival = make_client(config.opponent_model, config.cache) if config.opponent_model else None
     try:
-        runner = CellRun(config, client, None, halt, rival, spending=_SharedSpending(spending))
+        runner = CellRun(config, client, None, halt, rival, spending=Spending(spent_usd))
         if streaming:
-            runner.emit = lambda kind, record: results.put(Played(kind, record=record))
+            runner.emit = lambda kind, record: send(Played(kind, record=record))
 
         def play_some() -> None:
-            while not halt.is_set():
-                index = tasks.get()
-                if index is None:
-                    return
+            while (index := work.get()) is not None and not halt.is_set():
                 try:
                     steps, record = runner.play(index)
                 except BudgetReached:
-                    results.put(Played("budget"))
+                    send(Played("budget", index))
                     continue
                 except Interrupted:
                     return
-                results.put(Played("episode", tuple(steps), record))
+                send(Played("episode", index, tuple(steps), record))
 
         players = [threading.Thread(target=play_some, name=f"episode-{n}", daemon=True)
                    for n in range(threads)]
         for player in players:
             player.start()
-        _watch(players, stop, halt, lambda: os.getppid() != parent)
+        _take_work(pipe, work, halt, threads)
+        for player in players:
+            player.join()
     finally:
         for made in (client, rival):
             if made:
                 made.close()
 
 
-def _watch(players: list[threading.Thread], stop, halt: threading.Event,
-           orphaned: Callable[[], bool]) -> None:
-    """Wait for the playing threads; pass a stop (or the parent's death) on to them."""
-    while any(player.is_alive() for player in players):
-        if stop.wait(POLL_S) or orphaned():
-            halt.set()
-            break
-    for player in players:
-        player.join()
+def _take_work(pipe: Connection, work: queue.SimpleQueue, halt: threading.Event,
+               threads: int) -> None:
+    """Pass the parent's episode indices to the playing threads until it has no more
+    (None), says stop, or is gone."""
+    try:
+        while (message := pipe.recv()) is not None:
+            if message == "stop":
+                halt.set()
+                break
+            work.put(message)
+    except (EOFError, OSError):
+        halt.set()  # the parent died
+    for _ in range(threads):
+        work.put(None)

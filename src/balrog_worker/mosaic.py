@@ -312,13 +312,17 @@ def _run_batch(config: CellConfig, settings: dict, out: TextIO, telemetry: Path)
                           records=cell_dir)
     from balrog_worker.clients.cache import CacheError
     from balrog_worker.clients.vllm_server import ServerError
+    from balrog_worker.episode_processes import WorkerDied
     from balrog_worker.store import DiskFull, StoreError
 
+    # MOSAIC gives no core count: the cell takes what its calls in flight keep busy,
+    # within the machine's.
+    processes = min(config.cores_wanted(), os.cpu_count() or 1)
     try:
-        report = run_cell(config, cell_dir, stream=stream)
+        report = run_cell(config, cell_dir, stream=stream, processes=processes)
     except KeyboardInterrupt:
         raise
-    except (StoreError, DiskFull, CacheError, ServerError) as error:  # said in one line
+    except (StoreError, DiskFull, CacheError, ServerError, WorkerDied) as error:  # one line
         write_event(stream.out, error_event(run_id, str(error)))
         print(f"balrog-worker: error: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -49,11 +49,13 @@ def cell_config(wildcards):
 
 def cell_threads(wildcards):
     """A local model computes on the job's own cores (Snakemake lowers a request above
-    --cores to --cores); API and baseline jobs wait on I/O and need one."""
-    model = PARAMS.model(CELLS[wildcards.cell].model)
-    if model.backend != "local":
-        return 1
-    return model.threads or LOCAL_MODEL_THREADS
+    --cores to --cores). Other cells spread their episodes over worker processes, one a
+    core (`run --processes {threads}`), as many as their calls in flight keep busy."""
+    cell = CELLS[wildcards.cell]
+    model = PARAMS.model(cell.model)
+    if model.backend == "local":
+        return model.threads or LOCAL_MODEL_THREADS
+    return PARAMS.cell_config(cell).cores_wanted()
 
 
 def api_calls(backend):

@@ -33,7 +33,7 @@ rule evaluate:
     shell:
         "printf '%s\\n' {params.config:q} > {params.out_dir:q}/cell.json && "
         "{params.python:q} -m balrog_worker run --config {params.out_dir:q}/cell.json"
-        " --out {params.out_dir:q} > {log:q} 2>&1"
+        " --out {params.out_dir:q} --processes {threads} > {log:q} 2>&1"
 
 
 rule evaluate_all:
