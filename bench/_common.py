@@ -64,3 +64,63 @@ def copy_workflow(target: Path, from_worktree: bool = False) -> None:
     archive = subprocess.run(["git", "archive", "HEAD", *present], cwd=ROOT, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+
+
+_PSS_SAMPLER = r"""
+import os, sys, time
+root, skip = int(sys.argv[1]), {int(p) for p in sys.argv[2:]}
+def tree():
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in found and child not in skip:
+                found.add(child)
+                frontier.append(child)
+    return found
+def pss(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+peak = 0
+while sys.stdin.readable():
+    peak = max(peak, sum(pss(pid) for pid in tree() if pid != os.getpid()))
+    print(peak, flush=True)
+    time.sleep(0.25)
+"""
+
+
+class PeakMemory:
+    """The peak of the summed PSS of this process and its descendants (but ``skip``: a
+    server the benchmark runs beside), sampled every 0.25 s by a separate process, so
+    that the measured process runs no extra thread (a cell forks its workers only
+    from a single-threaded process)."""
+
+    def __init__(self, skip: tuple[int, ...] = ()):
+        self._skip = skip
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakMemory:
+        import sys
+
+        self._sampler = subprocess.Popen(
+            [sys.executable, "-c", _PSS_SAMPLER, str(os.getpid()),
+             *map(str, self._skip)], stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._sampler.terminate()
+        lines = self._sampler.communicate()[0].split()
+        self.peak_bytes = int(lines[-1]) if lines else 0

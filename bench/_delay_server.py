@@ -90,6 +90,7 @@ class DelayServerProcess:
     def __enter__(self) -> DelayServerProcess:
         self._process = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
         self.port = int(self._process.stdout.readline())
+        self.pid = self._process.pid
         self.url = f"http://127.0.0.1:{self.port}/v1"
         return self
 
