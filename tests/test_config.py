@@ -165,6 +165,18 @@ def test_cell_config_round_trips_and_rejects_bad_fields():
         cell_config_from_dict(data)
 
 
+def test_the_evaluation_settings_of_params_reach_every_cell():
+    """params.yaml's evaluation.cache and budget_usd were read and then dropped: every
+    cell of the pipeline ran with the cache on and no budget (found by the SLURM test)."""
+    data = {**GOOD, "evaluation": {"cache": "off", "budget_usd": 2.5, "parallel_episodes": 3}}
+    params = params_from_dict(data)
+    for cell in params.cells():
+        config = cell_config_from_dict(params.cell_config(cell).public())
+        assert (config.cache, config.budget_usd, config.parallel_episodes) == ("off", 2.5, 3)
+    # What the command line gives wins (run --params --cache refresh).
+    assert params.cell_config(params.cells()[0], cache="refresh").cache == "refresh"
+
+
 def test_a_grid_of_blocks_unites_their_cells_and_checks_each_block():
     data = copy.deepcopy(GOOD)
     data["grid"] = [GOOD["grid"], {"models": ["scripted", "random"], "agents": ["naive"],

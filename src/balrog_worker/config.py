@@ -455,6 +455,8 @@ class Params:
                             if env and opponent_model(env.opponent) else None),
             seed=self.seed,
             parallel_episodes=self.parallel_episodes,
+            cache=self.cache,
+            budget_usd=self.budget_usd,
         )
         return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
