@@ -12,6 +12,7 @@ every client command (sbatch, squeue, scancel, scontrol, srun) at it.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -188,10 +189,8 @@ def _terminate(pid: int, grace: float = 10) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _processes_with(variable: str) -> list[int]:
