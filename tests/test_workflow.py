@@ -26,9 +26,9 @@ SMALL = {
 }
 
 
-def sh(*args, cwd, check=True):
-    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True,
-                            timeout=900)
+def sh(*args, cwd, check=True, env: dict | None = None):
+    result = subprocess.run(args, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True,
+                            text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

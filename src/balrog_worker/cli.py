@@ -47,10 +47,12 @@ def main(argv: list[str] | None = None, *, as_mosaic_module: bool = False) -> in
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
+    from balrog_worker.checkpoint import CheckpointError
     from balrog_worker.clients.cache import CacheError
     from balrog_worker.clients.vllm_server import ServerError
     from balrog_worker.clients.weights import WeightsError
     from balrog_worker.config import ConfigError
+    from balrog_worker.episode_processes import WorkerDied
     from balrog_worker.secrets import redact
     from balrog_worker.stopping import (
         EXIT_INTERRUPTED,
@@ -58,15 +60,14 @@ def main(argv: list[str] | None = None, *, as_mosaic_module: bool = False) -> in
         Terminated,
         sigterm_interrupts,
     )
-    from balrog_worker.episode_processes import WorkerDied
     from balrog_worker.store import DiskFull, StoreError
 
     try:
         with sigterm_interrupts():
             return args.handler(args)
     # A full disk, a damaged cache, a server that did not come up, a worker process
-    # killed: the machine's fault, not the input's.
-    except (DiskFull, CacheError, ServerError, WorkerDied) as error:
+    # killed, a checkpoint's storage out of reach: the machine's fault, not the input's.
+    except (DiskFull, CacheError, ServerError, WorkerDied, CheckpointError) as error:
         print(f"balrog-worker: error: {redact(str(error))}", file=sys.stderr)
         return 1
     except (UsageError, ConfigError, StoreError, WeightsError) as error:
@@ -132,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "that many worker processes (API and baseline models; the "
                           "embedded model and a served vLLM stay in one). Snakemake "
                           "passes the job's threads (default: 1)")
+    run.add_argument("--checkpoint", metavar="URL", default="",
+                     help="s3://BUCKET/KEY: keep the cell's records there while it runs, "
+                          "and resume from them in a fresh directory (jobs without a "
+                          "shared filesystem; Snakemake passes it where there is a default "
+                          "storage provider; see docs/cluster.md)")
     run.set_defaults(handler=cmd_run)
 
     serve = sub.add_parser("serve", help="drive one game with JSON commands on stdin "
@@ -263,14 +269,28 @@ def _params_for_run(path: Path | None):
 
 
 def cmd_run(args) -> int:
+    from balrog_worker.checkpoint import Checkpoint
     from balrog_worker.clients import preflight
     from balrog_worker.evaluator import run_cell
     from balrog_worker.telemetry import RecordStream
 
     config = _config_from_file(args) if args.config else _config_from_flags(args)
     preflight(config.model, config.cache)
+    try:
+        checkpoint = Checkpoint(args.checkpoint, args.out) if args.checkpoint else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if checkpoint:
+        checkpoint.restore()
     stream = RecordStream.take_stdout() if args.emit_jsonl else None
-    report = run_cell(config, args.out, stream=stream, processes=args.processes)
+    completed = False
+    try:
+        report = run_cell(config, args.out, stream=stream, processes=args.processes,
+                          on_commit=checkpoint and checkpoint.episode_committed)
+        completed = not (report.failed or report.budget_reached)
+    finally:
+        if checkpoint:
+            checkpoint.finish(completed)
     aggregate = report.summary["aggregate"]
     log.info("%s: ran %d episodes (%d already recorded), progression %.1f%% +- %.1f",
              config.run_id, report.ran, report.skipped, aggregate.get("progression") or 0.0,

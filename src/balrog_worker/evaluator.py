@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -140,12 +141,13 @@ class CellRun:
 
 def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
              stream: RecordStream | None = None, rival: Client | None = None,
-             processes: int = 1) -> CellReport:
+             processes: int = 1, on_commit: Callable[[], None] | None = None) -> CellReport:
     """Run the episodes of ``config`` missing from ``out_dir`` and write its summary.
     ``rival`` drives the other side where the opponent is a model (made if not given).
     ``processes``: the cores the cell may use; above 1 its episodes are played by worker
     processes, each with clients of its own (not with ``client`` or ``rival``, which
-    then must not be given)."""
+    then must not be given). ``on_commit`` is called after each recorded episode (the
+    checkpoint of a job without a shared filesystem)."""
     if processes > 1 and (client or rival):
         raise ValueError("run_cell: clients given to the call cannot be shared with "
                          "worker processes; give processes=1")
@@ -163,7 +165,7 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
         processes = worker_processes(config, processes, len(todo))
         if todo and processes > 1:
             failed, budget_reached = _run_in_processes(config, stream, store, todo, done,
-                                                       spent, processes)
+                                                       spent, processes, on_commit)
         elif todo:
             owned = [made for made in (
                 None if client else make_client(config.model, config.cache),
@@ -173,7 +175,7 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
             rival = rival or (owned[-1] if config.opponent_model else None)
             try:
                 failed, budget_reached = _run_episodes(config, client, stream, store, todo,
-                                                       done, spent, rival)
+                                                       done, spent, rival, on_commit)
             finally:
                 for made in owned:
                     made.close()
@@ -191,12 +193,13 @@ def run_cell(config: CellConfig, out_dir, *, client: Client | None = None,
 
 def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | None,
                   store: CellStore, todo: list[int], done: dict[int, dict],
-                  spent: float, rival: Client | None = None) -> tuple[int, bool]:
+                  spent: float, rival: Client | None = None,
+                  on_commit: Callable[[], None] | None = None) -> tuple[int, bool]:
     """Play the episodes ``todo`` and commit each as it ends; return how many failed and
     whether the budget stopped the run."""
     stop = threading.Event()
     runner = CellRun(config, client, stream, stop, rival, spending=Spending(spent))
-    progress = _Progress(config, store, stream, done)
+    progress = _Progress(config, store, stream, done, on_commit)
     workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="episode") as pool, \
             stops_deferred() as stops:
@@ -224,9 +227,10 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
 
 def _run_in_processes(config: CellConfig, stream: RecordStream | None, store: CellStore,
                       todo: list[int], done: dict[int, dict], spent: float,
-                      processes: int) -> tuple[int, bool]:
+                      processes: int,
+                      on_commit: Callable[[], None] | None = None) -> tuple[int, bool]:
     """``_run_episodes`` with the episodes played by ``processes`` worker processes."""
-    progress = _Progress(config, store, stream, done)
+    progress = _Progress(config, store, stream, done, on_commit)
     log.info("%s: %d episodes over %d worker processes", config.run_id, len(todo), processes)
     with stops_deferred() as stops:
         for played in play_in_processes(config, todo, processes, spent_usd=spent,
@@ -245,8 +249,9 @@ class _Progress:
     """Committing each episode as it ends, and saying so."""
 
     def __init__(self, config: CellConfig, store: CellStore, stream: RecordStream | None,
-                 done: dict[int, dict]):
+                 done: dict[int, dict], on_commit: Callable[[], None] | None = None):
         self.config, self.store, self.stream, self.done = config, store, stream, done
+        self.on_commit = on_commit
         self.failed, self.finished, self.budget_reached = 0, len(done), False
         self.committed: list[dict] = []
 
@@ -265,6 +270,8 @@ class _Progress:
                  episode["episode_index"], episode["end_reason"],
                  episode.get("progression") or 0.0, episode["num_steps"],
                  episode["duration_s"])
+        if self.on_commit:
+            self.on_commit()
 
     def end(self, spent_usd: float) -> tuple[int, bool]:
         """How many episodes failed, and whether the budget stopped the run."""

@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        cell_summaries,
+        cells=cell_outputs,
     output:
         metrics=f"{REPORTS}/metrics.json",
         leaderboard=report(
@@ -27,7 +27,8 @@ rule aggregate:
         ),
     params:
         python=PYTHON,
-        results=RESULTS,
+        # where the cells are: RESULTS, or its local copy of a storage provider
+        results=cells_dir,
         reports=subpath(output.metrics, parent=True),
     log:
         "logs/aggregate.log",

@@ -1,6 +1,7 @@
 # Grid expansion and validation, shared by every rule. The grid comes from the
 # balrog_worker package itself, so the workflow and `balrog-worker validate` agree.
 import json
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -18,6 +19,19 @@ except ConfigError as error:
 
 LOCAL_MODEL_THREADS = 4  # a local model's threads where params.yaml sets none
 RESULTS = PARAMS.results_dir
+# Without a shared filesystem (a default storage provider: pods, or
+# `--shared-fs-usage none`), a job sees only the files it declares, fetched from and sent
+# to the storage: a cell's records are then outputs of its job and inputs of the tables
+# and the report. On a shared filesystem only summary.json is declared, because
+# Snakemake deletes the outputs of a failed job, and the retry resumes from its records.
+# (A job in a fresh directory resumes from its checkpoint in the storage instead: see
+# `checkpoint_option`.)
+STORAGE_PREFIX = (
+    workflow.storage_settings.default_storage_prefix
+    if workflow.storage_settings.default_storage_provider
+    else None
+)
+CELL_RECORDS = ("episodes.jsonl", "steps.jsonl") if STORAGE_PREFIX else ()
 REPORTS = PARAMS.reports_dir
 PYTHON = sys.executable
 CELLS = {cell.slug: cell for cell in PARAMS.cells()}
@@ -83,3 +97,27 @@ def served_gpus(wildcards):
 
 def cell_summaries(wildcards):
     return [f"{RESULTS}/{slug}/summary.json" for slug in CELLS]
+
+
+def cell_outputs(wildcards):
+    """Every file of every cell that the tables and the report read: the summaries, and
+    without a shared filesystem the records too."""
+    return [
+        f"{RESULTS}/{slug}/{name}" for slug in CELLS for name in ("summary.json", *CELL_RECORDS)
+    ]
+
+
+def cells_dir(wildcards, input):
+    """Where a job finds the cells in its inputs: RESULTS, or the local copy of it that a
+    storage provider fetched."""
+    first = input.cells[0]
+    return os.path.dirname(os.path.dirname(first))
+
+
+def checkpoint_option(wildcards):
+    """Without a shared filesystem, where the job keeps its cell's records while it runs,
+    so that a retry in another pod resumes from them (`run --checkpoint`); nothing on a
+    shared filesystem, where the records themselves stay."""
+    if not STORAGE_PREFIX:
+        return []
+    return ["--checkpoint", f"{STORAGE_PREFIX.rstrip('/')}/checkpoints/{RESULTS}/{wildcards.cell}"]

@@ -6,6 +6,8 @@
 rule evaluate:
     output:
         f"{RESULTS}/{{cell}}/summary.json",
+        # only without a shared filesystem (common.smk)
+        *(f"{RESULTS}/{{cell}}/{name}" for name in CELL_RECORDS),
     params:
         python=PYTHON,
         # the output's own directory, so that it follows a storage provider's local copy
@@ -14,6 +16,7 @@ rule evaluate:
         # not a file of its own rule: a change still reruns the cell (params are a
         # rerun trigger), and one job per cell halves Snakemake's work on a large grid.
         config=cell_config,
+        checkpoint=checkpoint_option,
     log:
         "logs/evaluate/{cell}.log",
     threads: cell_threads
@@ -33,7 +36,8 @@ rule evaluate:
     shell:
         "printf '%s\\n' {params.config:q} > {params.out_dir:q}/cell.json && "
         "{params.python:q} -m balrog_worker run --config {params.out_dir:q}/cell.json"
-        " --out {params.out_dir:q} --processes {threads} > {log:q} 2>&1"
+        " --out {params.out_dir:q} --processes {threads} {params.checkpoint:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate_all:
