@@ -38,7 +38,14 @@ GRID = {
 
 @pytest.fixture(scope="module")
 def cluster():
-    with SlurmCluster.start() as cluster:
+    try:
+        started = SlurmCluster.start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        # The packages are here but this machine cannot run the daemons (no root for
+        # slurmd, say): the environment's limit, said in one line, not a failure.
+        pytest.skip(f"the one-node SLURM cluster did not start here: "
+                    f"{str(error).splitlines()[0]}")
+    with started as cluster:
         yield cluster
 
 
