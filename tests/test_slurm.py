@@ -20,7 +20,8 @@ from tests.slurm_cluster import SlurmCluster, missing
 from tests.stubs.openai_server import openai_stub
 from tests.test_workflow import make_project
 
-pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(missing()), reason=missing() or "")]
 
 # The plugin's first status check 2 s after a submission, not the profile's 20.
 FAST_CHECKS = ("--slurm-init-seconds-before-status-checks", "2")

@@ -96,6 +96,7 @@ def _worker_in(pod: Path) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_the_grid_through_object_storage_in_fresh_pods(repo, tmp_path):
     model = SlowModel(0.15)
     pod_root = tmp_path / "pods"
@@ -160,6 +161,7 @@ GRID = {
 }
 
 
+@pytest.mark.slow
 def test_results_pushed_to_an_s3_remote_make_the_figures_again_in_a_fresh_clone(
         repo, tmp_path):
     with S3Server.start(buckets=(BUCKET,)) as s3:
