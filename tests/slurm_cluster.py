@@ -107,6 +107,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
+{self._listen_on_loopback()}
 ReturnToService=2
 MinJobAge=600
 SlurmdTimeout=30
@@ -123,6 +124,16 @@ PartitionName=main Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
             subprocess.run([_find(daemon), "-f", str(self.conf)], env=self.env, check=True,
                            capture_output=True, timeout=30)
         self.wait_for_node("idle")
+
+    def _listen_on_loopback(self) -> str:
+        """The daemons listen on every interface unless told to bind to the address the
+        machine's name resolves to: that, where it is a loopback address (where it is
+        not, binding there would lose the 127.0.0.1 the clients use)."""
+        try:
+            loopback = socket.gethostbyname(self.node).startswith("127.")
+        except OSError:
+            loopback = False
+        return "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny" if loopback else ""
 
     def wait_for_node(self, state: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
