@@ -180,15 +180,15 @@ PartitionName=main Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                 pid = int(pid_file.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            _terminate(pid)
+            terminate(pid)
         # slurmstepd and the jobs' processes outlive slurmd: every process that has
         # this cluster's SLURM_CONF in its environment is ours to stop.
-        for pid in _processes_with(f"SLURM_CONF={self.conf}"):
-            _terminate(pid)
+        for pid in processes_with(f"SLURM_CONF={self.conf}"):
+            terminate(pid)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _terminate(pid: int, grace: float = 10) -> None:
+def terminate(pid: int, grace: float = 10) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -204,7 +204,7 @@ def _terminate(pid: int, grace: float = 10) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _processes_with(variable: str) -> list[int]:
+def processes_with(variable: str) -> list[int]:
     """Processes (other than this one) whose environment holds ``variable`` (NAME=value)."""
     wanted, pids = variable.encode(), []
     for entry in Path("/proc").iterdir():

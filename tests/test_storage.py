@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.s3_server import S3Server, missing
+from tests.slurm_cluster import processes_with, terminate
 from tests.stubs.openai_server import openai_stub
 from tests.test_slurm import SlowModel, snakemake, tables
 from tests.test_workflow import make_project, sh
@@ -113,6 +114,9 @@ def test_the_grid_through_object_storage_in_fresh_pods(repo, tmp_path):
         finally:
             evictor.stop.set()
             evictor.join()
+            # No pod outlives the test, even one a failed run left behind.
+            for pid in processes_with(f"POD_ROOT={pod_root}"):
+                terminate(pid)
         wall = time.monotonic() - started
         keys = s3.keys(BUCKET, PREFIX)
         bucket_tables = {
