@@ -218,3 +218,36 @@ def test_a_checkpoint_store_out_of_reach_is_one_line_without_the_key(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "checkpoint s3://lab/x/cell: cannot read" in result.stderr
     assert result.stderr.strip().count("\n") == 0 and secret not in result.stderr
+
+
+def test_a_checkpoint_sends_complete_records_only_and_brings_them_back(tmp_path):
+    from balrog_worker.checkpoint import Checkpoint
+
+    cell = tmp_path / "cell"
+    cell.mkdir()
+    (cell / "config.json").write_text('{\n  "seed": 1\n}')  # whole, newline or not
+    (cell / "episodes.jsonl").write_bytes(b'{"episode_index": 0}\n{"episode_index": 1}\n'
+                                          b'{"episode_ind')  # a record being written
+    # Above boto3's multipart threshold (8 MB): sent in parts, from the file.
+    steps = b"".join(b'{"step": %d, "pad": "%s"}\n' % (i, b"x" * 1000) for i in range(9000))
+    (cell / "steps.jsonl").write_bytes(steps)
+    url = f"s3://{BUCKET}/checkpoints/results/runs/cell"
+    with S3Server.start(buckets=(BUCKET,)) as s3:
+        saver = Checkpoint(url, cell, client=s3.client())
+        saver.save()
+        prefix = "checkpoints/results/runs/cell"
+        assert s3.read(BUCKET, f"{prefix}/episodes.jsonl") == \
+            b'{"episode_index": 0}\n{"episode_index": 1}\n'
+        assert s3.read(BUCKET, f"{prefix}/steps.jsonl") == steps
+        assert s3.read(BUCKET, f"{prefix}/config.json") == b'{\n  "seed": 1\n}'
+
+        fresh = tmp_path / "pod" / "cell"
+        assert Checkpoint(url, fresh, client=s3.client()).restore() == 2
+        assert (fresh / "steps.jsonl").read_bytes() == steps
+        assert (fresh / "config.json").read_text() == '{\n  "seed": 1\n}'
+        assert not list(fresh.glob(".*restoring"))
+        # Where records are already (a shared filesystem), nothing is fetched.
+        assert Checkpoint(url, cell, client=s3.client()).restore() == 0
+
+        saver.finish(completed=True)
+        assert s3.keys(BUCKET, prefix) == []

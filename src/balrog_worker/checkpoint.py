@@ -18,6 +18,7 @@ storage plugin brings; the endpoint and credentials come from the usual AWS vari
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -52,6 +53,7 @@ class Checkpoint:
         self._client = client
         self._saved: dict[str, int] = {}  # file -> bytes last sent
         self._last_save = 0.0
+        self._wait_s = INTERVAL_S
 
     @property
     def client(self):
@@ -74,40 +76,48 @@ class Checkpoint:
         episodes they hold."""
         if (self.dir / EPISODES).exists():
             return 0  # a shared filesystem, or a rerun in the same place: keep what is here
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fetched = {}
-        for name in FILES:
-            data = self._get(name)
-            if data is not None:
-                fetched[name] = data
-        if EPISODES not in fetched:
+        if not self._exists(EPISODES):
             return 0
-        for name, data in fetched.items():
-            (self.dir / name).write_bytes(data)
-        self._saved = {name: len(data) for name, data in fetched.items()}
-        episodes = fetched[EPISODES].count(b"\n")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if name == EPISODES or self._exists(name):
+                partial = self.dir / f".{name}.restoring"
+                # Streamed to disk (a steps file may be large), renamed when whole.
+                self._call("read", lambda name=name, partial=partial: self.client.download_file(
+                    self.bucket, self._object(name), str(partial)))
+                partial.replace(self.dir / name)
+                self._saved[name] = (self.dir / name).stat().st_size
+        with open(self.dir / EPISODES, "rb") as records:
+            episodes = sum(1 for _ in records)
         log.info("%s: %d episodes restored from %s", self.dir.name, episodes, self.url)
         return episodes
 
     def episode_committed(self) -> None:
         """Called after each committed episode: save if the last save is old enough."""
-        if time.monotonic() - self._last_save >= INTERVAL_S:
+        if time.monotonic() - self._last_save >= self._wait_s:
             self.save()
 
     def save(self) -> None:
-        """Send the records that changed since the last save, each cut at its last
-        complete line."""
-        self._last_save = time.monotonic()
-        snapshot = {}
-        for name in FILES:  # episodes before steps
+        """Send the records that grew since the last save, each up to its last complete
+        line. A save that took t seconds waits at least 10 t for the next, so that a cell
+        with large records spends at most a tenth of its time sending them."""
+        started = time.monotonic()
+        lengths = {}
+        for name in FILES:  # episodes before steps: every committed episode's steps follow
             path = self.dir / name
             if path.is_file():
-                data = path.read_bytes()
-                snapshot[name] = data[:data.rfind(b"\n") + 1] if name != CONFIG else data
-        for name, data in snapshot.items():
-            if self._saved.get(name) != len(data):
-                self._put(name, data)
-                self._saved[name] = len(data)
+                # config.json is written whole (and renamed into place); records grow
+                lengths[name] = (path.stat().st_size if name == CONFIG
+                                 else _complete_length(path))
+        for name, length in lengths.items():
+            if length and self._saved.get(name) != length:
+                with open(self.dir / name, "rb") as file:
+                    self._call("write", lambda file=file, name=name, length=length:
+                               self.client.upload_fileobj(_Prefix(file, length), self.bucket,
+                                                          self._object(name)))
+                self._saved[name] = length
+        self._last_save = time.monotonic()
+        self._wait_s = max(INTERVAL_S, 10 * (self._last_save - started))
 
     def finish(self, completed: bool) -> None:
         """At the end of the run: remove the checkpoint of a completed cell (its records
@@ -119,18 +129,16 @@ class Checkpoint:
         else:
             self.save()
 
-    def _get(self, name: str) -> bytes | None:
-        def get():
+    def _exists(self, name: str) -> bool:
+        def head():
             try:
-                return self.client.get_object(Bucket=self.bucket,
-                                              Key=self._object(name))["Body"].read()
-            except self.client.exceptions.NoSuchKey:
-                return None
-        return self._call("read", get)
-
-    def _put(self, name: str, data: bytes) -> None:
-        self._call("write", lambda: self.client.put_object(
-            Bucket=self.bucket, Key=self._object(name), Body=data))
+                self.client.head_object(Bucket=self.bucket, Key=self._object(name))
+            except self.client.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    return False
+                raise
+            return True
+        return self._call("read", head)
 
     def _call(self, what: str, call):
         try:
@@ -142,3 +150,39 @@ class Checkpoint:
             # the credentials).
             raise CheckpointError(f"checkpoint {self.url}: cannot {what}: "
                                   f"{type(error).__name__}: {error}") from None
+
+
+def _complete_length(path: Path, block: int = 65536) -> int:
+    """The length of ``path`` up to and including its last newline (a record being
+    written is left out), read from the end."""
+    with open(path, "rb") as file:
+        end = file.seek(0, 2)
+        while end > 0:
+            start = max(0, end - block)
+            file.seek(start)
+            chunk = file.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+    return 0
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``length`` bytes of an open file, as a file to upload (the file may grow
+    meanwhile)."""
+
+    def __init__(self, file, length: int):
+        self._file, self._left = file, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = min(len(buffer), self._left)
+        if size <= 0:
+            return 0
+        data = self._file.read(size)
+        buffer[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
