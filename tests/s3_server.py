@@ -9,11 +9,12 @@ it. Its objects live in memory and go with it.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+
+from balrog_worker.clients.vllm_server import free_port
 
 
 def missing() -> str | None:
@@ -37,9 +38,7 @@ class S3Server:
 
     @classmethod
     def start(cls, buckets: tuple[str, ...] = ()) -> S3Server:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from balrog_worker.clients.vllm_server import free_port
+
 SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo", "srun")
@@ -41,12 +43,6 @@ def missing() -> str | None:
 
 def _find(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SlurmCluster:
@@ -84,8 +80,8 @@ class SlurmCluster:
         self.conf.write_text(f"""\
 ClusterName=balrogtest
 SlurmctldHost={self.node}(127.0.0.1)
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 SlurmUser={user}
 SlurmdUser={user}
 AuthType=auth/munge

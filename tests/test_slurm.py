@@ -108,9 +108,10 @@ FAULT_GRID_EPISODES, FAULT_GRID_STEPS = 6, 8
 FAST = 0.15  # seconds an answer: a cell takes about 7 s, its faults land mid-way
 
 
-def _fault_grid(url: str) -> dict:
+def stub_grid(url: str, *, seed: int, tasks: list[str], episodes: int, steps: int) -> dict:
+    """A BabyAI grid against the stub model at ``url``, for the fault tests."""
     return {
-        "seed": 11,
+        "seed": seed,
         "paths": {"results": "results/runs", "reports": "reports"},
         # One episode at a time and no response cache: what a retry plays again reaches
         # the server, to be counted.
@@ -118,11 +119,14 @@ def _fault_grid(url: str) -> dict:
         "models": {"stub": {"backend": "openai_compatible", "model": "stub",
                             "base_url": f"{url}/v1", "max_retries": 0}},
         "agents": {"naive": {}},
-        "envs": {"babyai": {"tasks": ["goto", "pickup", "open"],
-                            "episodes": FAULT_GRID_EPISODES,
-                            "max_steps": FAULT_GRID_STEPS}},
+        "envs": {"babyai": {"tasks": tasks, "episodes": episodes, "max_steps": steps}},
         "grid": {"models": ["stub"], "agents": ["naive"], "envs": ["babyai"]},
     }
+
+
+def _fault_grid(url: str) -> dict:
+    return stub_grid(url, seed=11, tasks=["goto", "pickup", "open"],
+                     episodes=FAULT_GRID_EPISODES, steps=FAULT_GRID_STEPS)
 
 
 class Saboteur(threading.Thread):

@@ -21,7 +21,7 @@ from tests.conftest import REPO, run_cli
 from tests.s3_server import S3Server, missing
 from tests.slurm_cluster import processes_with, terminate
 from tests.stubs.openai_server import openai_stub
-from tests.test_slurm import SlowModel, snakemake, tables
+from tests.test_slurm import SlowModel, snakemake, stub_grid, tables
 from tests.test_workflow import make_project, sh
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "")
@@ -32,17 +32,7 @@ PODS = (REPO / "tests" / "pods.py").resolve()
 
 
 def _grid(url: str) -> dict:
-    return {
-        "seed": 13,
-        "paths": {"results": "results/runs", "reports": "reports"},
-        "evaluation": {"parallel_episodes": 1, "cache": "off"},
-        "models": {"stub": {"backend": "openai_compatible", "model": "stub",
-                            "base_url": f"{url}/v1", "max_retries": 0}},
-        "agents": {"naive": {}},
-        "envs": {"babyai": {"tasks": ["goto", "pickup"], "episodes": EPISODES,
-                            "max_steps": STEPS}},
-        "grid": {"models": ["stub"], "agents": ["naive"], "envs": ["babyai"]},
-    }
+    return stub_grid(url, seed=13, tasks=["goto", "pickup"], episodes=EPISODES, steps=STEPS)
 
 
 def pod_options() -> tuple[str, ...]:
