@@ -10,6 +10,7 @@ its model was shown. ``play`` runs the steps to the end; an interactive caller r
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from balrog_worker.agents import Agent, Decision, invalid_action_note, make_agen
 from balrog_worker.clients.base import Client, Completion
 from balrog_worker.clients.images import encode_png
 from balrog_worker.config import CellConfig, ModelSpec
+from balrog_worker.cooperative import all_at_once, cooperative
 from balrog_worker.envs.base import LazyActions, Observation, PlayerGame
 from balrog_worker.records import (
     FOCAL,
@@ -150,16 +152,19 @@ class Episode:
         self._calls = dict.fromkeys(players, 0)
         self.records, self.step_index = [], 0
         self.terminated = self.truncated = False
-        if len(players) > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=len(players),
-                                            thread_name_prefix="player")
         return self.observations
 
     def decide(self, players: tuple[str, ...] | None = None) -> dict[str, Decision]:
         """Each player's agent answers the current observation (at once when several)."""
         players = players or self.game.players
-        if self._pool is None or len(players) == 1:
+        if len(players) == 1:
             return {p: self._ask(p) for p in players}
+        if cooperative():  # on the event loop: a thread pool's wait would stop it
+            answers = all_at_once([functools.partial(self._ask, p) for p in players])
+            return dict(zip(players, answers, strict=True))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.game.players),
+                                            thread_name_prefix="player")
         futures = {p: self._pool.submit(self._ask, p) for p in players}
         return {p: future.result() for p, future in futures.items()}
 

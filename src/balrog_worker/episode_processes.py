@@ -1,18 +1,19 @@
 """The episodes of one cell spread over worker processes, for a cell given several cores.
 
-Episodes are threads of one process (``evaluator``), and one process runs Python on one
-core at a time: a cell keeping hundreds of calls in flight, or playing a game whose
+A process runs Python on one core at a time, however it plays its episodes (greenlets or
+threads: ``evaluator``): a cell keeping hundreds of calls in flight, or playing a game whose
 simulator costs more than its model calls, was capped near one core whatever Snakemake
 gave it. Here the cell's process (the parent) keeps everything that makes a run
 resumable and safe, and its workers only play:
 
 * the parent holds the results directory: it alone commits an episode, as each one ends,
-  exactly as the threaded run does;
-* the parent hands out episode indices, one per free playing thread of a worker (each
+  exactly as a run in one process does;
+* the parent hands out episode indices, one per free playing slot of a worker (each
   index played once, its seed from its index as before), and starts no episode once the
   committed episodes have spent the cell's budget;
 * a worker builds its own model client (its own connections and, for the async clients,
-  its own event loop) and opens the same response cache file (SQLite serialises them);
+  its own event loop, on which its episodes then play) and opens the same response
+  cache file (SQLite serialises them);
 * each worker talks to the parent over a pipe of its own, never a queue or lock shared
   with the other workers: a worker killed mid-message (SIGKILL, the OOM killer) ends its
   own pipe and nothing else. The episodes it was playing are lost (a rerun plays them);
@@ -30,13 +31,14 @@ and, as ``spawn`` does, the caller's main module: a script calling ``run_cell`` 
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
-import queue
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
@@ -81,7 +83,7 @@ def worker_processes(config: CellConfig, requested: int, episodes: int) -> int:
 class _Worker:
     process: multiprocessing.Process
     pipe: Connection
-    threads: int
+    at_once: int  # episodes it plays at once
     playing: set[int] = field(default_factory=set)  # indices handed out, not yet back
     alive: bool = True
 
@@ -97,17 +99,17 @@ def play_in_processes(config: CellConfig, todo: list[int], processes: int, *,
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-    threads = -(-min(config.parallel_episodes, len(todo)) // processes)  # ceiling
+    at_once = -(-min(config.parallel_episodes, len(todo)) // processes)  # ceiling
     workers = []
     for n in range(processes):
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_worker_main, name=f"{config.run_id}-worker-{n}", daemon=True,
-            args=(config, child_end, threads, spent_usd, streaming,
+            args=(config, child_end, at_once, spent_usd, streaming,
                   logging.getLogger().getEffectiveLevel()))
         process.start()
         child_end.close()
-        workers.append(_Worker(process, parent_end, threads))
+        workers.append(_Worker(process, parent_end, at_once))
     waiting = list(reversed(todo))  # popped from the end: lowest index first
     spent, budget = spent_usd, config.budget_usd
     lost: list[int] = []
@@ -150,8 +152,8 @@ def play_in_processes(config: CellConfig, todo: list[int], processes: int, *,
 
 
 def _hand_out(worker: _Worker, waiting: list[int], *, budget_left: bool) -> None:
-    """Fill the worker's free playing threads with the next episodes."""
-    while worker.alive and budget_left and waiting and len(worker.playing) < worker.threads:
+    """Fill the worker's free playing slots with the next episodes."""
+    while worker.alive and budget_left and waiting and len(worker.playing) < worker.at_once:
         index = waiting.pop()
         if not _send(worker, index):
             waiting.append(index)
@@ -202,7 +204,7 @@ def _wind_down(workers: list[_Worker]) -> None:
 # -- inside a worker ----------------------------------------------------------------------
 
 
-def _worker_main(config: CellConfig, pipe: Connection, threads: int, spent_usd: float,
+def _worker_main(config: CellConfig, pipe: Connection, at_once: int, spent_usd: float,
                  streaming: bool, log_level: int) -> None:
     # Stops come from the parent, through the pipe; the group's signals are the parent's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -210,15 +212,33 @@ def _worker_main(config: CellConfig, pipe: Connection, threads: int, spent_usd: 
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     from balrog_worker.clients import make_client
-    from balrog_worker.evaluator import BudgetReached, CellRun, Interrupted, Spending
+    from balrog_worker.evaluator import (
+        BudgetReached,
+        CellRun,
+        Interrupted,
+        Spending,
+        episode_executor,
+    )
 
     halt = threading.Event()  # the parent's stop, or the parent gone
     sending = threading.Lock()  # one message at a time on the pipe
-    work: queue.SimpleQueue[int | None] = queue.SimpleQueue()
 
     def send(played: Played) -> None:
         with sending:
             pipe.send(played)
+
+    def report(index: int, future: Future) -> None:
+        """Send back how episode ``index`` ended (an interrupted one is not sent)."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            steps, record = future.result()
+            send(Played("episode", index, tuple(steps), record))
+        elif isinstance(error, BudgetReached):
+            send(Played("budget", index))
+        elif not isinstance(error, Interrupted):
+            log.error("%s episode %d: %s", config.run_id, index, error)
 
     client = make_client(config.model, config.cache)
     rival = make_client(config.opponent_model, config.cache) if config.opponent_model else None
@@ -226,42 +246,25 @@ def _worker_main(config: CellConfig, pipe: Connection, threads: int, spent_usd: 
         runner = CellRun(config, client, None, halt, rival, spending=Spending(spent_usd))
         if streaming:
             runner.emit = lambda kind, record: send(Played(kind, record=record))
-
-        def play_some() -> None:
-            while (index := work.get()) is not None and not halt.is_set():
-                try:
-                    steps, record = runner.play(index)
-                except BudgetReached:
-                    send(Played("budget", index))
-                    continue
-                except Interrupted:
-                    return
-                send(Played("episode", index, tuple(steps), record))
-
-        players = [threading.Thread(target=play_some, name=f"episode-{n}", daemon=True)
-                   for n in range(threads)]
-        for player in players:
-            player.start()
-        _take_work(pipe, work, halt, threads)
-        for player in players:
-            player.join()
+        with episode_executor(at_once, client, rival) as players:
+            for index in _episodes_from(pipe, halt):
+                players.submit(runner.play, index).add_done_callback(
+                    functools.partial(report, index))
+            players.shutdown(cancel_futures=halt.is_set())
     finally:
         for made in (client, rival):
             if made:
                 made.close()
 
 
-def _take_work(pipe: Connection, work: queue.SimpleQueue, halt: threading.Event,
-               threads: int) -> None:
-    """Pass the parent's episode indices to the playing threads until it has no more
-    (None), says stop, or is gone."""
+def _episodes_from(pipe: Connection, halt: threading.Event) -> Iterator[int]:
+    """The parent's episode indices, until it has no more (None), says stop, or is gone
+    (both of which set ``halt``)."""
     try:
         while (message := pipe.recv()) is not None:
             if message == "stop":
                 halt.set()
-                break
-            work.put(message)
+                return
+            yield message
     except (EOFError, OSError):
         halt.set()  # the parent died
-    for _ in range(threads):
-        work.put(None)

@@ -2,25 +2,31 @@
 
 Each episode's environment seed derives from (base seed, env, task, episode index), and
 each model call's seed from (episode seed, step, player), so a rerun replays the same
-trajectories. Episodes are threads: a cell spends its time waiting on model calls, and
-threads keep many of them in flight without a process per episode. A cell given several
-cores (``processes``) spreads those threads over worker processes
-(``episode_processes``); this process still commits every episode.
+trajectories. A cell spends its time waiting on model calls, so its episodes are played
+concurrently, without a process each: as greenlets of the process's event loop where
+every model they call is sent from that loop (``cooperative``: the OpenAI-family
+backends), else as threads. A cell given several cores (``processes``) spreads its
+episodes over worker processes (``episode_processes``); this process still commits
+every episode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from balrog_worker.agents import demonstrations_for
 from balrog_worker.analysis.stats import cell_aggregate
 from balrog_worker.clients import Client, make_client
+from balrog_worker.clients.http import CallLoop
+from balrog_worker.collector import fewer_collections
 from balrog_worker.config import CellConfig
+from balrog_worker.cooperative import GreenletExecutor
 from balrog_worker.episode import Episode
 from balrog_worker.episode_processes import play_in_processes, worker_processes
 from balrog_worker.provenance import git_revision, package_versions
@@ -201,8 +207,7 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
     runner = CellRun(config, client, stream, stop, rival, spending=Spending(spent))
     progress = _Progress(config, store, stream, done, on_commit)
     workers = min(config.parallel_episodes, len(todo), client.max_concurrency or len(todo))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="episode") as pool, \
-            stops_deferred() as stops:
+    with episode_executor(workers, client, rival) as pool, stops_deferred() as stops:
         pending = {pool.submit(runner.play, i) for i in todo}
         try:
             while pending:
@@ -223,6 +228,25 @@ def _run_episodes(config: CellConfig, client: Client, stream: RecordStream | Non
                 future.cancel()
             raise
     return progress.end(runner.spent_usd)
+
+
+@contextlib.contextmanager
+def episode_executor(width: int, *clients: Client | None) -> Iterator[Executor]:
+    """An executor playing episodes ``width`` at a time: greenlets of the process's
+    event loop when every client given sends its calls from there, else threads; the
+    garbage collector set for many episodes while it runs. Leaving waits for every
+    episode submitted (cancel the queued ones first to stop sooner)."""
+    with fewer_collections():
+        if all(made is None or made.awaits_on_loop for made in clients):
+            calls = CallLoop.hold()
+            try:
+                with GreenletExecutor(calls.loop, max_workers=width) as pool:
+                    yield pool
+            finally:
+                calls.release()
+        else:
+            with ThreadPoolExecutor(max_workers=width, thread_name_prefix="episode") as pool:
+                yield pool
 
 
 def _run_in_processes(config: CellConfig, stream: RecordStream | None, store: CellStore,

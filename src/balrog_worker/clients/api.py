@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -11,11 +12,19 @@ from dataclasses import replace
 
 from balrog_worker.clients.base import Client, Completion, Message, Request
 from balrog_worker.clients.errors import FatalModelError, TransientModelError
-from balrog_worker.clients.http import BodyTooLarge, CallLoop, DeadlinePassed, within_deadline
+from balrog_worker.clients.http import (
+    BodyTooLarge,
+    CallLoop,
+    DeadlinePassed,
+    within_deadline,
+    within_deadline_here,
+)
 from balrog_worker.clients.retry import RetryPolicy, call_with_retries
 from balrog_worker.config import ConfigError, ModelSpec
+from balrog_worker.cooperative import cooperative, wait
 from balrog_worker.secrets import register_secret
 
+SLOT_POLL_S = 0.01  # how often a cooperative episode looks for a free call slot
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -77,12 +86,26 @@ class APIClient(Client):
         self.calls: CallLoop | None = None
         self._holding = threading.Lock()
 
+    @property
+    def awaits_on_loop(self) -> bool:
+        return self.asynchronous
+
     def complete(self, request: Request) -> Completion:
-        with self._slots:
+        on_loop = self._on_call_loop()
+        if on_loop:  # blocking here would stop the loop, and the calls that free a slot
+            while not self._slots.acquire(blocking=False):
+                wait(asyncio.sleep(SLOT_POLL_S))
+        else:
+            self._slots.acquire()
+        try:
             start = time.perf_counter()
-            completion, retries = call_with_retries(lambda: self._attempt(request),
-                                                    self.policy)
+            completion, retries = call_with_retries(
+                lambda: self._attempt(request, on_loop), self.policy,
+                sleep=(lambda seconds: wait(asyncio.sleep(seconds))) if on_loop
+                else time.sleep)
             latency = time.perf_counter() - start
+        finally:
+            self._slots.release()
         text, limit = completion.text, self.spec.answer_limit
         if len(text) > limit:
             completion = replace(completion, truncated=True)
@@ -90,10 +113,20 @@ class APIClient(Client):
         return replace(completion, text=well_formed(text), latency_s=latency,
                        retries=retries)
 
-    def _attempt(self, request: Request) -> Completion:
+    def _on_call_loop(self) -> bool:
+        """Whether this call comes from an episode running on the loop that sends this
+        client's calls (``cooperative``): it then awaits them there, never blocks."""
+        if not self.asynchronous or not cooperative():
+            return False
+        return asyncio.get_running_loop() is self._call_loop().loop
+
+    def _attempt(self, request: Request, on_loop: bool = False) -> Completion:
         """One attempt within the wall-clock deadline (``timeout_s``), its response body
         read up to the size cap."""
         try:
+            if on_loop:
+                return wait(within_deadline_here(lambda: self._acall(request),
+                                                 self.spec.timeout_s, self.spec.body_limit))
             if self.asynchronous:
                 return self._call_loop().within_deadline(lambda: self._acall(request),
                                                   self.spec.timeout_s, self.spec.body_limit)

@@ -52,6 +52,10 @@ class Client(ABC):
     # Calls this client can usefully serve at once (None: no limit of its own). The
     # evaluator plays no more episodes concurrently than this.
     max_concurrency: int | None = None
+    # Whether its calls, made by an episode running on the process's event loop
+    # (``cooperative``), await there instead of blocking: such episodes can then share
+    # the loop's thread (the asynchronous API clients).
+    awaits_on_loop: bool = False
 
     @abstractmethod
     def complete(self, request: Request) -> Completion: ...

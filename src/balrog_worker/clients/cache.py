@@ -96,7 +96,7 @@ class ResponseCache:
         if self.path.exists() and not self.path.is_file():  # sqlite3 would say no more
             raise CacheError(f"the response cache {self.path} is not a file: move it aside, "
                              "or run with --cache off")
-        self._lock = threading.Lock()  # the connection
+        self._lock = threading.Lock()  # the writing connection
         self._queued = threading.Condition()  # the answers not yet written
         self._pending: dict[str, tuple[str, float]] = {}
         self._writer: threading.Thread | None = None
@@ -138,6 +138,18 @@ class ResponseCache:
             except sqlite3.DatabaseError as error:  # not a database, or malformed
                 self._db.close()
                 raise CacheDamaged(_damaged(self.path, error)) from None
+        # Lookups on a connection of their own: in WAL mode a reader never waits for a
+        # writer, so no lookup waits behind a write-behind transaction (which may itself
+        # be waiting for another process's), stalling every episode of the process.
+        try:
+            self._reader = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
+                                           isolation_level=None)
+            self._reader.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.Error as error:
+            self._db.close()
+            raise CacheError(f"the response cache {self.path} cannot be read ({error}): "
+                             "run with --cache off, or see to the file") from None
+        self._reading = threading.Lock()  # the reader connection
 
     @staticmethod
     def set_aside(path: Path | None = None) -> Path | None:
@@ -155,8 +167,8 @@ class ResponseCache:
         with self._queued:
             row = self._pending.get(key)
         if row is None:
-            with self._lock:
-                row = self._db.execute("SELECT completion FROM responses WHERE key = ?",
+            with self._reading:
+                row = self._reader.execute("SELECT completion FROM responses WHERE key = ?",
                                        (key,)).fetchone()
         return Completion(**json.loads(row[0])) if row else None
 
@@ -227,6 +239,7 @@ class ResponseCache:
         if self._writer is not None:
             self._writer.join()
         self._db.close()
+        self._reader.close()
         if self._failure is not None:
             raise self._failure
 
@@ -280,6 +293,7 @@ class CachedClient(Client):
             raise ValueError(f"cache mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.inner, self.identity, self.cache, self.mode = inner, identity, cache, mode
         self.max_concurrency = inner.max_concurrency
+        self.awaits_on_loop = inner.awaits_on_loop
         self.hits = self.calls = 0
         self.broken = False  # set on the first cache fault: the run goes on without it
         self._count = threading.Lock()

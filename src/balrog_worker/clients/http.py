@@ -13,6 +13,8 @@ Two ways to run an attempt:
   process's one event loop; an abandoned attempt is cancelled. Hundreds of calls in
   flight then cost no thread each and never queue on a connection pool's lock: with 64
   episode threads on one synchronous client, half the busy time went to that lock.
+  An episode that runs on the loop itself (``cooperative``) awaits the attempt there,
+  ``within_deadline_here``.
 """
 
 from __future__ import annotations
@@ -202,6 +204,26 @@ class CallLoop:
             if guard.too_large:
                 raise BodyTooLarge from None
             raise
+
+
+async def within_deadline_here(call: Callable[[], Awaitable[T]], seconds: float,
+                               max_bytes: int) -> T:
+    """``CallLoop.within_deadline`` awaited on the loop itself (by an episode running
+    there: ``cooperative``): the attempt is cancelled once ``seconds`` have gone by."""
+    token = _async_attempt.set(_Guard(time.monotonic() + seconds, max_bytes))
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            return await call()
+    except TimeoutError:
+        if deadline.expired():
+            raise DeadlinePassed from None
+        raise
+    except Exception:
+        if _async_attempt.get().too_large:
+            raise BodyTooLarge from None
+        raise
+    finally:
+        _async_attempt.reset(token)
 
 
 def http_client(module: ModuleType = httpx):

@@ -119,6 +119,7 @@ class ServedClient(Client):
             self.server.stop()
             raise
         self.max_concurrency = self.inner.max_concurrency
+        self.awaits_on_loop = self.inner.awaits_on_loop
 
     def complete(self, request: Request) -> Completion:
         return self.inner.complete(request)
