@@ -107,11 +107,9 @@ class APIClient(Client):
         finally:
             self._slots.release()
         text, limit = completion.text, self.spec.answer_limit
-        if len(text) > limit:
-            completion = replace(completion, truncated=True)
-            text = text[:limit]
-        return replace(completion, text=well_formed(text), latency_s=latency,
-                       retries=retries)
+        truncated = completion.truncated or len(text) > limit
+        return replace(completion, text=well_formed(text[:limit]), truncated=truncated,
+                       latency_s=latency, retries=retries)
 
     def _on_call_loop(self) -> bool:
         """Whether this call comes from an episode running on the loop that sends this

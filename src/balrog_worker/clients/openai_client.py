@@ -80,6 +80,9 @@ class OpenAIClient(APIClient):
             api_key=self._key, base_url=spec.base_url, timeout=spec.timeout_s,
             max_retries=0, http_client=async_http_client(openai.DefaultAioHttpClient))
         self._settings = self._fixed_arguments(spec)
+        # Posted to as an absolute URL: the SDK then parses it once, where a relative
+        # path is parsed and merged into the base URL on every call.
+        self._chat_url = str(self._sdk.base_url.join("chat/completions"))
 
     @staticmethod
     def _fixed_arguments(spec: ModelSpec) -> dict:
@@ -118,7 +121,7 @@ class OpenAIClient(APIClient):
             # does, and only the API key is sent (create's auth, not the admin key's).
             # ``object``: the JSON as parsed, not a pydantic ChatCompletion, whose
             # construction was a tenth of a call's CPU; _completion checks every field.
-            response = await self._sdk.post("/chat/completions", body=body, cast_to=object,
+            response = await self._sdk.post(self._chat_url, body=body, cast_to=object,
                                             options={"security": {"bearer_auth": True}})
         return self._completion(response)
 

@@ -35,7 +35,6 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *,
                       rng: random.Random | None = None) -> tuple[T, int]:
     """``call()``'s result and how many retries it took; raises the fatal error at once,
     or RetriesExhausted once ``policy.max_retries`` retries have failed."""
-    rng = rng or random.Random()
     attempt = 0
     while True:
         try:
@@ -46,6 +45,7 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *,
             attempt += 1
             if attempt > policy.max_retries:
                 raise RetriesExhausted(error, attempt) from error
+            rng = rng or random.Random()  # made on the first retry: seeding costs a call
             sleep(policy.delay(attempt, error, rng))
 
 
