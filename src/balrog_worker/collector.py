@@ -4,15 +4,15 @@ With hundreds of episodes in flight a process holds a large, growing heap (every
 grid objects, every history and record), and each model call allocates thousands of
 short-lived objects (the SDK's request and response). At the default thresholds the
 collector ran a full collection every ~1,300 calls, each walking that whole heap: at
-256 episodes in flight over two processes, 2.2 s of each process's 16 s went to it, a
-seventh of its CPU. Nearly all of that garbage is freed by reference counting anyway;
-what the collector finds are the few cycles an episode leaves, which can wait.
+256 episodes in flight over two processes, 2.2 s of each process's 16 s run went to it.
+Nearly all of that garbage is freed by reference counting anyway; what the collector
+finds are the few cycles an episode leaves, which can wait.
 
 While ``fewer_collections()`` is held, everything alive when it began (modules, clients,
 the SDK) is frozen out of the collector's walks, and the youngest generation holds 20,000
-objects instead of 700 before it is collected: about 30 times fewer collections, of a
-smaller heap. Nested and concurrent holders share one setting; the last to leave
-restores what it found.
+objects instead of 700 before it is collected. In the run above: 273 collections instead
+of 1,130, 2 of them full instead of 10, 0.18 s in all. Nested and concurrent holders
+share one setting; the last to leave restores what it found.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An episode is plain synchronous code: reset, then a model call and a game step, 
 and again. Played as threads, each model call crosses from the episode's thread to the
 event loop that sends it and back, and a process with hundreds of episodes in flight
 spends much of its time handing the GIL between those threads and the loop (at 256 in
-flight, a fifth of each process's time went idle in those hand-offs). Here an episode
+flight over two processes, 2.0 ms of CPU a call on threads, 1.4 ms this way). Here an episode
 runs on a greenlet of the loop's own thread instead: where it would wait for a model
 call, it hands the call's coroutine to the loop and is resumed with the answer. The
 process then plays on one thread, with nothing to hand over.
