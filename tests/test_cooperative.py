@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -21,7 +23,15 @@ from balrog_worker.collector import YOUNGEST_THRESHOLD, fewer_collections
 from balrog_worker.config import AgentSpec, CellConfig, Generation, ModelSpec
 from balrog_worker.cooperative import GreenletExecutor, all_at_once, cooperative, wait
 from balrog_worker.evaluator import run_cell
+from tests.conftest import BIN, run_cli
 from tests.stubs.openai_server import openai_stub
+from tests.test_episode_processes import (
+    _indices,
+    _params,
+    _wait_for_episodes,
+    records,
+    slow_answer,
+)
 
 
 @pytest.fixture
@@ -263,3 +273,27 @@ def test_fewer_collections_freezes_raises_and_restores_once_the_last_holder_leav
         assert gc.get_threshold()[0] == max(YOUNGEST_THRESHOLD, before[0])  # still held
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_sigterm_stops_a_cell_on_the_loop_and_a_rerun_plays_only_the_rest(tmp_path):
+    """One process, episodes on the loop: SIGTERM mid-cell stops it at the episodes' next
+    step, keeps the finished ones whole, and a rerun completes the cell."""
+    out = tmp_path / "out"
+    with openai_stub(answer_fn=slow_answer) as stub:
+        args = ("run", "--params", str(_params(tmp_path, stub.url)), "--env", "babyai/goto",
+                "--model", "stub", "--episodes", "18", "--max-steps", "6", "--parallel", "3",
+                "--cache", "off", "--out", str(out))
+        run = subprocess.Popen([str(BIN / "balrog-worker"), *args], text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_for_episodes(out, 3, run)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 128 + signal.SIGTERM, stderr
+        assert "terminated (SIGTERM); finished episodes are kept" in stderr
+        kept = _indices(out)
+        assert 3 <= len(kept) < 18 and len(kept) == len(set(kept))
+        again = run_cli(*args)
+        assert f"{len(kept)} of 18 episodes already recorded" in again.stderr
+    assert sorted(_indices(out)) == list(range(18))
+    steps = [(s["episode_index"], s["step"]) for s in records(out / "steps.jsonl")]
+    assert len(steps) == len(set(steps)) == 108  # nothing recorded twice, nothing lost
