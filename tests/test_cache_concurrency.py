@@ -267,3 +267,31 @@ def test_parallel_snakemake_jobs_share_one_cache_and_a_replay_calls_no_model(rep
           f"processes with 0 calls: {elapsed:.0f}s")
     logs = "".join(p.read_text() for p in (project / "logs" / "evaluate").iterdir())
     assert "database is locked" not in logs and "Traceback" not in logs
+
+
+def test_a_lookup_neither_waits_for_nor_misses_an_answer_being_written(tmp_path):
+    """Another process holds the write lock: this process's write-behind has taken its
+    batch and waits. A lookup meanwhile answers at once, from that batch (it neither
+    waits behind the transaction, stalling every episode, nor asks the model again)."""
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the other process's transaction
+    try:
+        cache.put("k", _entry(0, 1))
+        deadline = time.monotonic() + 5
+        while not cache._writing and time.monotonic() < deadline:  # the batch is taken
+            time.sleep(0.01)
+        assert cache._writing and not cache._pending
+        started = time.monotonic()
+        assert cache.get("k") == _entry(0, 1)
+        assert cache.get("absent") is None
+        assert time.monotonic() - started < 0.5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    cache.flush()
+    cache.close()
+    reopened = ResponseCache(path)
+    assert reopened.get("k") == _entry(0, 1)  # written once the lock was free
+    reopened.close()

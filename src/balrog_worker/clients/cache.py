@@ -101,7 +101,9 @@ class ResponseCache:
         self._pending: dict[str, tuple[str, float]] = {}
         self._writer: threading.Thread | None = None
         self._closing = False
-        self._writing = False  # a batch taken from _pending is being written
+        # The batch taken from _pending and being written: still answered from here, as
+        # lookups do not wait for the transaction to end.
+        self._writing: dict[str, tuple[str, float]] = {}
         self._failure: Exception | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +167,7 @@ class ResponseCache:
 
     def get(self, key: str) -> Completion | None:
         with self._queued:
-            row = self._pending.get(key)
+            row = self._pending.get(key) or self._writing.get(key)
         if row is None:
             with self._reading:
                 row = self._reader.execute("SELECT completion FROM responses WHERE key = ?",
@@ -207,7 +209,8 @@ class ResponseCache:
             if not self._closing:
                 time.sleep(WRITE_BEHIND_S)  # let a batch gather
             with self._queued:
-                batch, self._pending, self._writing = self._pending, {}, True
+                batch, self._pending = self._pending, {}
+                self._writing = batch
             try:
                 with self._lock:
                     self._db.execute("BEGIN IMMEDIATE")
@@ -225,7 +228,7 @@ class ResponseCache:
                 return
             finally:
                 with self._queued:
-                    self._writing = False
+                    self._writing = {}
                     self._queued.notify_all()
 
     def close(self) -> None:
