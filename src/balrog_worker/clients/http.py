@@ -187,29 +187,23 @@ class CallLoop:
         """The result of awaiting ``call()`` (called here, awaited on the loop):
         DeadlinePassed once ``seconds`` have gone by (the attempt is cancelled),
         BodyTooLarge when its response body passes ``max_bytes``."""
-        guard = _Guard(time.monotonic() + seconds, max_bytes)
         awaitable = call()
-
-        async def attempt():
-            _async_attempt.set(guard)  # this task's own context
-            return await awaitable
-
-        future = asyncio.run_coroutine_threadsafe(attempt(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            within_deadline_here(lambda: awaitable, seconds, max_bytes), self.loop)
         try:
+            # Waited for here as well: a busy loop may notice its own deadline late.
             return future.result(timeout=seconds)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise DeadlinePassed from None
-        except Exception:
-            if guard.too_large:
-                raise BodyTooLarge from None
-            raise
 
 
 async def within_deadline_here(call: Callable[[], Awaitable[T]], seconds: float,
                                max_bytes: int) -> T:
-    """``CallLoop.within_deadline`` awaited on the loop itself (by an episode running
-    there: ``cooperative``): the attempt is cancelled once ``seconds`` have gone by."""
+    """The result of awaiting ``call()`` on this loop, its response body read through the
+    size cap: DeadlinePassed once ``seconds`` have gone by (the attempt is cancelled),
+    BodyTooLarge when the body passes ``max_bytes``. Awaited directly by an episode
+    running on the loop (``cooperative``), or for a thread by ``CallLoop``."""
     token = _async_attempt.set(_Guard(time.monotonic() + seconds, max_bytes))
     try:
         async with asyncio.timeout(seconds) as deadline:
