@@ -295,3 +295,25 @@ def test_a_lookup_neither_waits_for_nor_misses_an_answer_being_written(tmp_path)
     reopened = ResponseCache(path)
     assert reopened.get("k") == _entry(0, 1)  # written once the lock was free
     reopened.close()
+
+
+def test_a_batch_larger_than_one_insert_is_written_whole(tmp_path, monkeypatch):
+    """A write-behind batch goes in as several multi-row INSERTs (here 7 rows at most
+    each, the last one shorter): every answer is kept, each under its own key."""
+    monkeypatch.setattr("balrog_worker.clients.cache.MAX_ROWS_PER_INSERT", 7)
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
+    assert cache._rows_per_insert == 7
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the writer back until all 50 are queued
+    for index in range(50):
+        cache.put(f"k{index}", _entry(index, index + 1))
+    other.execute("ROLLBACK")
+    cache.flush()
+    assert other.execute("SELECT count(*) FROM responses").fetchone() == (50,)
+    other.close()
+    cache.close()
+    reopened = ResponseCache(path)
+    assert [reopened.get(f"k{index}") for index in range(50)] == [
+        _entry(index, index + 1) for index in range(50)]
+    reopened.close()
