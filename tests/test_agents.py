@@ -2,6 +2,8 @@
 agent type reads an answer (``balrog/agents/*.py``), how the prompt is laid out
 (``balrog/prompt_builder/history.py``) and where few-shot demonstrations come from."""
 
+import random
+
 import pytest
 
 from balrog_worker import envs
@@ -177,6 +179,56 @@ def test_observations_beyond_the_text_window_keep_only_their_heading():
         ("assistant", "action 2"),
         ("user", "Current Observation:\nstatus now\ntext 3\nImage observation provided.")]
     assert messages[-1].images == (b"png",)
+
+
+@pytest.mark.parametrize("windows", [(16, 0, 1), (2, 1, 1), (1, 3, 2), (3, 2, 0)])
+def test_history_messages_follow_the_windows_at_every_step(windows):
+    """Step after step (the messages of older events are reused while they keep their
+    place in each window): what the history shows equals what BALROG's rules make of
+    the whole queue afresh, for events with and without text, images and reasoning."""
+    from balrog_worker.agents.history import History
+
+    max_text, max_image, max_cot = windows
+    history = History(max_text, max_image, max_cot)
+    rng = random.Random(sum(windows))
+    events: list[tuple] = []  # ("observation", text, image) or ("answer", action, plan)
+    for step in range(40):
+        text = None if rng.random() < 0.1 else f"text {step}"
+        image = None if rng.random() < 0.3 else f"png {step}".encode()
+        context = rng.choice(["", "status", f"status {step}"])
+        history.observe(text, context, image)
+        events.append(("observation", text, image))
+        queue = events[-2 * max(max_text, max_image):]
+        got = [(m.role, m.content, m.images) for m in history.messages("rules")]
+        assert got == [("user", "rules", ()), *_shown_afresh(queue, context, windows)]
+        if rng.random() < 0.9:  # a turn may leave no answer
+            plan = None if rng.random() < 0.4 else f"plan {step}"
+            history.answered(f"action {step}", plan)
+            events.append(("answer", f"action {step}", plan))
+
+
+def _shown_afresh(queue: list[tuple], context: str, windows: tuple) -> list[tuple]:
+    """The messages of ``queue`` by BALROG's rules, worked out from the whole queue."""
+    max_text, max_image, max_cot = windows
+    observations = [i for i, event in enumerate(queue) if event[0] == "observation"]
+    plans = [i for i, event in enumerate(queue) if event[0] == "answer" and event[2]]
+    texts, images = set(observations[-max_text:]), set(observations[-max_image:] if max_image
+                                                       else [])
+    shown_plans = set(plans[-max_cot:] if max_cot else [])
+    shown = []
+    for i, (kind, first, second) in enumerate(queue):
+        if kind == "answer":
+            shown.append(("assistant", f"Previous plan:\n{second}" if i in shown_plans
+                          else first, ()))
+            continue
+        newest = i == len(queue) - 1
+        parts = ["Current Observation:" if newest else "Observation:"]
+        parts += [context] if newest and context else []
+        parts += [first] if i in texts and first is not None else []
+        with_image = i in images and second is not None
+        parts += ["Image observation provided."] if with_image else []
+        shown.append(("user", "\n".join(parts), (second,) if with_image else ()))
+    return shown
 
 
 def test_a_vision_agent_sends_exactly_its_image_window(tmp_path, monkeypatch):
