@@ -23,7 +23,9 @@ unconstrained would record results under a spec (``identity()``) that claims oth
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import uuid
 from collections.abc import Awaitable, Iterator
 
 from balrog_worker.clients.api import APIClient, api_key, check_message
@@ -83,6 +85,7 @@ class OpenAIClient(APIClient):
         # Posted to as an absolute URL: the SDK then parses it once, where a relative
         # path is parsed and merged into the base URL on every call.
         self._chat_url = str(self._sdk.base_url.join("chat/completions"))
+        self._attempts_id, self._attempts = uuid.uuid4().hex, itertools.count()
 
     @staticmethod
     def _fixed_arguments(spec: ModelSpec) -> dict:
@@ -121,8 +124,12 @@ class OpenAIClient(APIClient):
             # does, and only the API key is sent (create's auth, not the admin key's).
             # ``object``: the JSON as parsed, not a pydantic ChatCompletion, whose
             # construction was a tenth of a call's CPU; _completion checks every field.
-            response = await self._sdk.post(self._chat_url, body=body, cast_to=object,
-                                            options={"security": {"bearer_auth": True}})
+            # ``idempotency_key``: without one the SDK draws a uuid4 per request (a
+            # system call), which it does not even send to OpenAI; ours is as unique.
+            response = await self._sdk.post(
+                self._chat_url, body=body, cast_to=object,
+                options={"security": {"bearer_auth": True},
+                         "idempotency_key": f"{self._attempts_id}-{next(self._attempts)}"})
         return self._completion(response)
 
     @contextlib.contextmanager
