@@ -81,10 +81,8 @@ def encoded_view(env) -> np.ndarray:
         view.append(cells[y * width + x] if 0 <= x < width and 0 <= y < height
                     else _BEYOND)
     agent = (size // 2, size - 1)
-    if env.see_through_walls:
-        seen = [True] * (size * size)
-    else:
-        seen = _visible(view, size, agent)
+    seen = ([True] * (size * size) if env.see_through_walls
+            else _visible(view, size, agent))
     view[agent[0] * size + agent[1]] = env.carrying if env.carrying else None
     codes = [(_EMPTY if cell is None else cell.encode()) if visible else _UNSEEN
              for cell, visible in zip(view, seen)]
