@@ -85,5 +85,5 @@ def encoded_view(env) -> np.ndarray:
             else _visible(view, size, agent))
     view[agent[0] * size + agent[1]] = env.carrying if env.carrying else None
     codes = [(_EMPTY if cell is None else cell.encode()) if visible else _UNSEEN
-             for cell, visible in zip(view, seen)]
+             for cell, visible in zip(view, seen, strict=True)]
     return np.array(codes, dtype=np.uint8).reshape(size, size, 3)
