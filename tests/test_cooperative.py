@@ -150,6 +150,26 @@ def test_all_at_once_runs_together_keeps_order_and_raises_after_all_end(loop):
     assert {"x", "y", "z"} <= set(ended)  # every call ended before the raise
 
 
+def test_steps_take_turns_so_what_a_step_schedules_runs_before_the_next_step(loop):
+    """Three episodes resumed in one iteration of the loop: what each step schedules
+    (as aiohttp's task that writes a request) runs before the next episode's step, not
+    after all of them; and every episode gets its turn, in order."""
+    log: list[str] = []
+
+    def episode(name: str) -> None:
+        for step in range(3):
+            log.append(f"{name}{step}")
+            asyncio.get_running_loop().call_soon(log.append, f"sent {name}{step}")
+            wait(asyncio.sleep(0))  # resumed at once: all three are ready together
+
+    with GreenletExecutor(loop, max_workers=3) as pool:
+        for future in [pool.submit(episode, name) for name in "abc"]:
+            future.result(timeout=5)
+    steps = [entry for entry in log if not entry.startswith("sent")]
+    assert steps == ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]
+    assert log == [entry for step in steps for entry in (step, f"sent {step}")]
+
+
 # -- the model client on the loop -------------------------------------------------------
 
 REQUEST = Request(messages=(Message("system", "You play a grid game."),

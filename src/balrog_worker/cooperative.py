@@ -14,6 +14,15 @@ process then plays on one thread, with nothing to hand over.
     ...
     answer = wait(coroutine)      # inside play(): the loop serves the others meanwhile
 
+Greenlets take turns: one step (from a resumption to its next ``wait``) per iteration of
+the loop. The loop runs, in one iteration, every callback that was ready when it began,
+and what a step schedules waits for the next one. aiohttp on Python 3.11 writes a
+request from a task of its own, so when a hundred episodes were resumed in one iteration,
+each one's request left only after all their steps had run: at 256 in flight a call
+took 40 ms longer than the server's delay, and the requests left, and came back, in
+bursts. Taking turns, each request leaves right after its step (20-30 ms of that spared a
+call, 0.91 of the ideal rate instead of 0.81, for 1-2% more CPU in more iterations).
+
 ``wait`` is only valid where ``cooperative()`` is true; code that may run either way
 (a model client called from a thread, or from an episode's greenlet) checks first.
 Code on a greenlet must not block on what only another greenlet releases (a lock held
@@ -24,9 +33,11 @@ stop. ``all_at_once`` is the way to run several calls together from a greenlet.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -57,16 +68,63 @@ def wait(awaitable: Awaitable[T]) -> T:
     return current.parent.switch(awaitable)
 
 
+class _Turns:
+    """The greenlets of one loop waiting to take their step, granted one per iteration
+    of the loop, first come first served."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._granting = False
+
+    def next(self) -> asyncio.Future:
+        """A future done when the caller's turn has come."""
+        turn = self._loop.create_future()
+        self._waiting.append(turn)
+        if not self._granting:
+            self._granting = True
+            self._loop.call_soon(self._grant)
+        return turn
+
+    def _grant(self) -> None:
+        # The turn's task resumes in the next iteration, before this is called again.
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # not cancelled while waiting
+                turn.set_result(None)
+                break
+        if self._waiting:
+            self._loop.call_soon(self._grant)
+        else:
+            self._granting = False
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = \
+    weakref.WeakKeyDictionary()
+
+
+def _turns_on(loop: asyncio.AbstractEventLoop) -> _Turns:
+    turns = _turns.get(loop)
+    if turns is None:
+        turns = _turns[loop] = _Turns(loop)
+    return turns
+
+
 async def run_cooperatively(function: Callable[..., T], *args) -> T:
     """``function(*args)`` on a greenlet of its own; each ``wait`` in it is awaited
-    here, in the calling task."""
+    here, in the calling task. Its first step, and each step after an answer, waits
+    for its turn; an error at a ``wait`` (a cancellation included) is raised there at
+    once."""
+    turns = _turns_on(asyncio.get_running_loop())
     runner = _Cooperative(function)
+    await turns.next()
     outcome = runner.switch(*args)
     while not runner.dead:
         # ``outcome`` is what the function waits for: it resumes with the result, or
         # with the exception raised at its ``wait``.
         try:
             value = await outcome
+            await turns.next()
         except BaseException as error:  # a cancellation of the task ends the function too
             outcome = runner.throw(error)
         else:
