@@ -20,8 +20,9 @@ and what a step schedules waits for the next one. aiohttp on Python 3.11 writes 
 request from a task of its own, so when a hundred episodes were resumed in one iteration,
 each one's request left only after all their steps had run: at 256 in flight a call
 took 40 ms longer than the server's delay, and the requests left, and came back, in
-bursts. Taking turns, each request leaves right after its step (20-30 ms of that spared a
-call, 0.91 of the ideal rate instead of 0.81, for 1-2% more CPU in more iterations).
+bursts. Taking turns, each request leaves right after its step: 20-40 ms spared a call,
+and 0.91 of the ideal rate instead of 0.81 (medians of 8 runs each, bench/README.md),
+for a loop iteration per step rather than per burst.
 
 ``wait`` is only valid where ``cooperative()`` is true; code that may run either way
 (a model client called from a thread, or from an episode's greenlet) checks first.
