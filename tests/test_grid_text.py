@@ -254,8 +254,8 @@ def test_level_generation_prints_nothing(capsys):
 def test_babyai_view_equals_minigrids_own_on_random_walks(view):
     """The BabyAI level's encoded view (``grid_view``, made without minigrid's
     intermediate grids) equals ``MiniGridEnv.gen_obs``'s, array for array, on random
-    walks of every task: at the grid's edges, facing each way, through doors opened and
-    with objects picked up, carried and dropped."""
+    walks of every task (toggling, picking up and dropping as they go): at the grid's
+    edges, facing each way, and with an object carried."""
     from minigrid.core.world_object import Ball
     from minigrid.minigrid_env import MiniGridEnv
 
